@@ -1,0 +1,36 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# A portable llama.cpp build (AVX2): the native build's AMX kernels crash on some CPUs,
+# and the wheel pip caches must run on any x86-64 machine of this project.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint model bootstrap clean
+
+bootstrap: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+model: $(STAMP)
+	$(BIN)/repoformer-lsp model pull
+
+demo: model
+	$(BIN)/repoformer-lsp demo --workspace examples/workspace
+
+lint: $(STAMP)
+	$(BIN)/ruff check lsp_server retrieval models tests
+	$(BIN)/ruff format --check lsp_server retrieval models tests
+	$(BIN)/mypy
+
+test: model lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""A tiny inventory package: the example workspace of `make demo`."""

@@ -1,0 +1,1 @@
+"""The language server: LSP handlers, settings and logging (protocol only)."""

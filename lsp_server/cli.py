@@ -1,0 +1,175 @@
+"""The `repoformer-lsp` command: serve, complete, model pull, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from lsp_server.settings import Settings, parse_settings
+from models.engine import MODES, CompletionEngine, CompletionRequest
+from models.files import ModelFileError, pull_default_model
+from models.generation import LlamaGenerator
+from retrieval.workspace_index import WorkspaceIndex
+
+
+class _Bar:
+    """A one-line progress bar on stderr (stdout carries results)."""
+
+    def __init__(self) -> None:
+        self.last = ""
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        frac = done / total if total else 1.0
+        line = f"\r[{'#' * int(30 * frac):<30}] {100 * frac:3.0f}% {step}"
+        if line != self.last:
+            sys.stderr.write(line[:120].ljust(len(self.last)))
+            sys.stderr.flush()
+            self.last = line
+
+    def close(self) -> None:
+        if self.last:
+            sys.stderr.write("\n")
+
+
+def _model_path(settings: Settings) -> Path:
+    if settings.model_path is not None:
+        return settings.model_path
+    bar = _Bar()
+    try:
+        return pull_default_model(bar)
+    finally:
+        bar.close()
+
+
+def _workspace_for(path: Path) -> Path:
+    for parent in [path.parent, *path.parent.parents]:
+        if (parent / ".git").exists():
+            return parent
+    return path.parent
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    spec = args.position
+    try:
+        file_part, line_s, col_s = spec.rsplit(":", 2)
+        line, col = int(line_s), int(col_s)
+        if line < 1 or col < 1:
+            raise ValueError
+    except ValueError:
+        print(f"error: position must be PATH:LINE:COL with 1-based numbers, got {spec!r}", file=sys.stderr)
+        return 2
+    path = Path(file_part).resolve()
+    if not path.is_file():
+        print(f"error: {path} is not a file", file=sys.stderr)
+        return 2
+    raw: dict[str, object] = {}
+    if args.mode:
+        raw["retrieval.mode"] = args.mode
+    if args.threshold is not None:
+        raw["retrieval.threshold"] = args.threshold
+    if args.model_path:
+        raw["model.path"] = args.model_path
+    settings, errors = parse_settings(raw)
+    if errors:
+        print("error: " + "; ".join(errors), file=sys.stderr)
+        return 2
+    text = path.read_text("utf-8", errors="replace")
+    workspace = Path(args.workspace).resolve() if args.workspace else _workspace_for(path)
+    index = WorkspaceIndex(
+        workspace,
+        window=settings.chunk_lines,
+        stride=settings.chunk_stride,
+        max_file_bytes=settings.max_file_bytes,
+        exclude=settings.exclude,
+    )
+    index.build()
+    index.open_document(path, text)
+    try:
+        generator = LlamaGenerator(_model_path(settings), n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+    except ModelFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    engine = CompletionEngine(generator, index)
+    request = CompletionRequest(path, text, line - 1, col - 1)
+    result = engine.complete(request, settings.completion)
+    if args.json:
+        print(json.dumps({**result.record, "completion": result.text}, indent=2))
+    else:
+        print(result.text)
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    bar = _Bar()
+    try:
+        path = pull_default_model(bar)
+    except ModelFileError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    print(path)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from lsp_server.server import server  # pygls only where it is needed
+
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lsp_server.demo import run_demo
+
+    return run_demo(Path(args.workspace).resolve())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="repoformer-lsp", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.set_defaults(func=cmd_serve)
+
+    complete = sub.add_parser("complete", help="complete at PATH:LINE:COL (1-based) and print it")
+    complete.add_argument("position", metavar="PATH:LINE:COL")
+    complete.add_argument("--workspace", help="folder to retrieve from (default: the git root)")
+    complete.add_argument("--mode", choices=MODES)
+    complete.add_argument("--threshold", type=float)
+    complete.add_argument("--model-path", help="a GGUF file instead of the default model")
+    complete.add_argument("--json", action="store_true", help="print the decision record too")
+    complete.set_defaults(func=cmd_complete)
+
+    model = sub.add_parser("model", help="manage the model")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    pull = model_sub.add_parser("pull", help="download and verify the default model; print its path")
+    pull.set_defaults(func=cmd_pull)
+
+    demo = sub.add_parser("demo", help="complete in the example workspace through the real server")
+    demo.add_argument("--workspace", default="examples/workspace")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

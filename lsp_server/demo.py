@@ -1,0 +1,136 @@
+"""`repoformer-lsp demo`: a real LSP client drives the real server over stdio.
+
+Opens an unsaved buffer in the example workspace, asks for inline completions at a few
+cursor positions in each retrieval mode (switched at run time through
+`workspace/didChangeConfiguration`), and prints each completion with its decision record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from lsp_server.server import DECISION_PREFIX
+
+# An unsaved buffer: the code it needs (load_items, save_items, Item) lives in other files.
+DEMO_FILE = "inventory/restock.py"
+DEMO_CURSORS = [
+    (
+        "from pathlib import Path\n\nfrom inventory.storage import load_items, save_items\n\n\n"
+        "def restock(path: Path, sku: str, amount: int) -> None:\n"
+        "    items = load_items(path)\n    for item in items:\n        if item.sku == sku:\n"
+        "            item.quantity += amount\n    save_items(",
+        ")\n",
+    ),
+    (
+        "from inventory.models import Item\n\n\n"
+        "def make_item(sku: str, name: str, price_cents: int) -> Item:\n    return Item(",
+        ")\n",
+    ),
+]
+
+
+def _position_at_end(text: str) -> types.Position:
+    lines = text.split("\n")
+    return types.Position(line=len(lines) - 1, character=len(lines[-1]))
+
+
+async def _demo(workspace: Path) -> int:
+    client = LanguageClient("repoformer-demo", "0.1")
+    config: dict[str, Any] = {"retrieval": {"mode": "selective"}}
+    decisions: list[dict[str, Any]] = []
+
+    @client.feature(types.WORKSPACE_CONFIGURATION)
+    def configuration(params: types.ConfigurationParams) -> list[Any]:
+        return [config for _ in params.items]
+
+    @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    def create_progress(params: types.WorkDoneProgressCreateParams) -> None:
+        return None
+
+    @client.feature(types.PROGRESS)
+    def progress(params: types.ProgressParams) -> None:
+        value = params.value
+        title = getattr(value, "title", None) or getattr(value, "message", None)
+        if title:
+            print(f"  [server progress] {title}", file=sys.stderr)
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def log_message(params: types.LogMessageParams) -> None:
+        if params.message.startswith(DECISION_PREFIX):
+            decisions.append(json.loads(params.message[len(DECISION_PREFIX) :]))
+        else:
+            print(f"  [server log] {params.message}", file=sys.stderr)
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE)
+    def show_message(params: types.ShowMessageParams) -> None:
+        print(f"  [server message] {params.message}", file=sys.stderr)
+
+    await client.start_io(sys.executable, "-m", "lsp_server.cli", "serve")
+    capabilities = types.ClientCapabilities(
+        workspace=types.WorkspaceClientCapabilities(configuration=True),
+        window=types.WindowClientCapabilities(work_done_progress=True),
+    )
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=capabilities,
+            root_uri=workspace.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)],
+        )
+    )
+    client.initialized(types.InitializedParams())
+    uri = (workspace / DEMO_FILE).as_uri()
+    version = 1
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id="python", version=version, text="")
+        )
+    )
+    failures = 0
+    for mode in ("never", "always", "selective"):
+        config["retrieval"]["mode"] = mode
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+        for left, right in DEMO_CURSORS:
+            version += 1
+            client.text_document_did_change(
+                types.DidChangeTextDocumentParams(
+                    text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                    content_changes=[types.TextDocumentContentChangeWholeDocument(text=left + right)],
+                )
+            )
+            result = await client.text_document_inline_completion_async(
+                types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=_position_at_end(left),
+                    context=types.InlineCompletionContext(
+                        trigger_kind=types.InlineCompletionTriggerKind.Invoked
+                    ),
+                )
+            )
+            await asyncio.sleep(0.05)  # let the decision record arrive
+            items = result.items if result else []
+            text = items[0].insert_text if items else ""
+            last_line = left.rsplit("\n", 1)[-1]
+            print(f"\n[{mode}] {DEMO_FILE}: {last_line}\u2502{right.rstrip()}")
+            print(f"  completion: {last_line}{text}")
+            if decisions:
+                print(f"  decision:   {json.dumps(decisions[-1])}")
+            if not text:
+                failures += 1
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return 1 if failures else 0
+
+
+def run_demo(workspace: Path) -> int:
+    if not workspace.is_dir():
+        print(f"error: {workspace} is not a folder", file=sys.stderr)
+        return 2
+    return asyncio.run(_demo(workspace))

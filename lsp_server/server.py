@@ -1,0 +1,352 @@
+"""The repoformer language server: `textDocument/inlineCompletion` (LSP 3.18) and friends.
+
+Handlers stay thin: they translate LSP positions and settings and hand the work to
+`models.engine.CompletionEngine` (prompting, decision, generation) and
+`retrieval.workspace_index.WorkspaceIndex` (the chunk index). Slow work (loading the
+model, indexing, generating) runs in worker threads so the event loop keeps serving
+other requests, logs and shutdown. Every inline-completion request produces one
+`window/logMessage` line "repoformer decision {json}".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from lsp_server.settings import SECTION, Settings, parse_settings
+from models.engine import Cancelled, CompletionEngine, CompletionRequest, CompletionResult
+from models.files import ModelFileError, pull_default_model
+from models.generation import LlamaGenerator
+from retrieval.workspace_index import WorkspaceIndex
+
+log = logging.getLogger(__name__)
+DECISION_PREFIX = "repoformer decision "
+__version__ = "0.1.0"
+
+
+class RepoformerServer(LanguageServer):
+    """Server state: settings, the workspace index and the model (loaded in the background)."""
+
+    def __init__(self) -> None:
+        super().__init__("repoformer-lsp", __version__)
+        self.settings = Settings()
+        self.init_options: Any = None
+        self.root: Path | None = None
+        self.index: WorkspaceIndex | None = None
+        self.generator: LlamaGenerator | None = None
+        self.model_error: str | None = None
+        self.model_ready: asyncio.Future[None] | None = None
+        self._model_key: Path | None = None
+        # One worker: the model runs one pass at a time; queued requests wait here, not on the loop.
+        self.model_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
+        self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+    async def progress(self, title: str) -> _Progress:
+        return await _Progress.start(self, title)
+
+    # -- settings -------------------------------------------------------------------------------
+
+    async def reload_settings(self, pushed: Any = None) -> None:
+        """initializationOptions, then the workspace configuration (pulled, or pushed)."""
+        settings, errors = parse_settings(self.init_options)
+        workspace_cfg = pushed
+        caps = self.client_capabilities.workspace
+        if caps is not None and caps.configuration:
+            try:
+                result = await self.workspace_configuration_async(
+                    types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+                )
+                workspace_cfg = result[0] if result else None
+            except Exception as exc:  # a client that fails the request keeps the defaults
+                errors.append(f"workspace/configuration failed: {exc}")
+        settings, more = parse_settings(workspace_cfg, settings)
+        errors += more
+        for message in errors:
+            self.log(f"repoformer settings: {message}", types.MessageType.Warning)
+        old, self.settings = self.settings, settings
+        if old.model_path != settings.model_path or old.n_ctx != settings.n_ctx:
+            if self.model_ready is not None:
+                self.start_model()
+        index_keys = ("chunk_lines", "chunk_stride", "max_file_bytes", "exclude")
+        if self.index is not None and any(
+            getattr(old, k) != getattr(settings, k) for k in index_keys
+        ):
+            self.start_index()
+
+    # -- model ------------------------------------------------------------------------------------
+
+    def start_model(self) -> None:
+        self.model_ready = asyncio.ensure_future(self._load_model())
+
+    async def _load_model(self) -> None:
+        settings = self.settings
+        path = settings.model_path
+        if self.generator is not None and self._model_key == path:
+            return
+        self.generator, self.model_error, self._model_key = None, None, path
+        progress = await self.progress("repoformer: preparing model")
+        try:
+            if path is None:
+                def report(step: str, done: int, total: int) -> None:
+                    pct = int(100 * done / total) if total else 0
+                    progress.report_threadsafe(step, pct)
+
+                path = await asyncio.to_thread(pull_default_model, report)
+            progress.report(f"loading {path.name}", 100)
+            generator = await asyncio.get_running_loop().run_in_executor(
+                self.model_executor,
+                lambda: LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads),
+            )
+        except ModelFileError as exc:
+            self.model_error = str(exc)
+            self.log(f"repoformer model error: {exc}", types.MessageType.Error)
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=f"repoformer: {exc}")
+            )
+            progress.end("model unavailable")
+            return
+        self.generator = generator
+        self.log(f"repoformer model loaded: {path} in {generator.load_seconds:.2f}s", types.MessageType.Info)
+        progress.end("model ready")
+
+    # -- index ------------------------------------------------------------------------------------
+
+    def start_index(self) -> None:
+        if self.root is None:
+            return
+        if self.index is not None:
+            self.index.stop_watching()
+        s = self.settings
+        index = WorkspaceIndex(
+            self.root,
+            window=s.chunk_lines,
+            stride=s.chunk_stride,
+            max_file_bytes=s.max_file_bytes,
+            exclude=s.exclude,
+        )
+        for doc in list(self.workspace.text_documents.values()):
+            index.open_document(Path(to_fs_path(doc.uri) or doc.uri), doc.source)
+        self.index = index
+        asyncio.ensure_future(self._build_index(index))
+
+    async def _build_index(self, index: WorkspaceIndex) -> None:
+        progress = await self.progress("repoformer: indexing workspace")
+
+        def report(done: int, total: int, path: str) -> None:
+            if done == total or done % 50 == 0:
+                progress.report_threadsafe(f"{done}/{total} files", int(100 * done / max(total, 1)))
+
+        try:
+            await asyncio.to_thread(index.build, report)
+            if self.settings.watch_files:
+                await asyncio.to_thread(index.start_watching)
+        except Exception as exc:  # never let indexing take the server down
+            log.exception("indexing failed")
+            self.log(f"repoformer indexing failed: {exc}", types.MessageType.Error)
+        n_files = len(index.chunks.files())
+        progress.end(f"{n_files} files, {len(index.chunks)} chunks")
+        self.log(
+            f"repoformer index: {n_files} files, {len(index.chunks)} chunks "
+            f"in {index.build_seconds or 0:.2f}s",
+            types.MessageType.Info,
+        )
+
+    # -- completion -------------------------------------------------------------------------------
+
+    async def inline_completion(self, params: types.InlineCompletionParams) -> list[str]:
+        """Run one completion; returns [] or [text]. Logs the decision record."""
+        uri = params.text_document.uri
+        doc = self.workspace.get_text_document(uri)
+        position = doc.position_from_client_units(params.position)
+        path = Path(to_fs_path(uri) or uri)
+        request = CompletionRequest(path, doc.source, position.line, position.character, uri)
+        version = doc.version
+        record: dict[str, Any]
+        if self.model_ready is None:
+            self.start_model()
+        assert self.model_ready is not None
+        await asyncio.shield(self.model_ready)
+        generator = self.generator
+        if generator is None:
+            record = self._empty_record(request, self.model_error or "model not loaded")
+            self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
+            return []
+        engine = CompletionEngine(generator, self.index)
+        options = self.settings.completion
+        cancelled = threading.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            result: CompletionResult = await loop.run_in_executor(
+                self.model_executor,
+                lambda: engine.complete(request, options, cancelled.is_set),
+            )
+        except (asyncio.CancelledError, Cancelled):
+            cancelled.set()
+            record = self._empty_record(request, "cancelled")
+            self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
+            raise
+        record = result.record
+        stale = self.workspace.get_text_document(uri).version != version
+        if stale:
+            record["stale"] = True
+        self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
+        if stale or not result.text:
+            return []
+        return [result.text]
+
+    def _empty_record(self, request: CompletionRequest, error: str) -> dict[str, Any]:
+        return {
+            "uri": request.uri,
+            "line": request.line,
+            "character": request.character,
+            "mode": self.settings.completion.mode,
+            "p_retrieve": None,
+            "retrieved": False,
+            "chunks": [],
+            "timings_ms": {"decision": 0.0, "retrieval": 0.0, "generation": 0.0, "total": 0.0},
+            "completion_chars": 0,
+            "error": error,
+        }
+
+
+class _Progress:
+    """LSP work-done progress (silently absent when the client does not support it)."""
+
+    def __init__(self, server: RepoformerServer, token: str | None) -> None:
+        self.server = server
+        self.token = token
+        self.loop = asyncio.get_running_loop()
+        self._last: tuple[str, int] | None = None
+
+    @classmethod
+    async def start(cls, server: RepoformerServer, title: str) -> _Progress:
+        window = server.client_capabilities.window
+        token: str | None = None
+        if window is not None and window.work_done_progress:
+            token = f"repoformer-{uuid.uuid4().hex[:8]}"
+            try:
+                await server.work_done_progress.create_async(token)
+                server.work_done_progress.begin(
+                    token, types.WorkDoneProgressBegin(title=title, percentage=0)
+                )
+            except Exception:
+                token = None
+        log.info("%s", title)
+        return cls(server, token)
+
+    def report(self, message: str, percentage: int) -> None:
+        if self.token is not None:
+            self.server.work_done_progress.report(
+                self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+            )
+
+    def report_threadsafe(self, message: str, percentage: int) -> None:
+        if (message, percentage) != self._last:  # no flood of identical reports
+            self._last = (message, percentage)
+            self.loop.call_soon_threadsafe(self.report, message, percentage)
+
+    def end(self, message: str) -> None:
+        log.info("%s", message)
+        if self.token is not None:
+            self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+
+
+server = RepoformerServer()
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: RepoformerServer, params: types.InitializeParams) -> None:
+    """Remember the workspace root and the initialization options."""
+    ls.init_options = params.initialization_options
+    folder = None
+    if params.workspace_folders:
+        folder = params.workspace_folders[0].uri
+    elif params.root_uri:
+        folder = params.root_uri
+    elif params.root_path:
+        folder = Path(params.root_path).as_uri()
+    if folder:
+        fs = to_fs_path(folder)
+        if fs and Path(fs).is_dir():
+            ls.root = Path(fs).resolve()
+
+
+@server.feature(types.INITIALIZED)
+async def initialized(ls: RepoformerServer, params: types.InitializedParams) -> None:
+    """Read the settings, then load the model and index the workspace in the background."""
+    await ls.reload_settings()
+    ls.start_model()
+    ls.start_index()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+async def did_change_configuration(
+    ls: RepoformerServer, params: types.DidChangeConfigurationParams
+) -> None:
+    """Re-read the `repoformer` settings."""
+    await ls.reload_settings(pushed=params.settings)
+    mode = ls.settings.completion.mode
+    ls.log(f"repoformer settings: retrieval.mode={mode}", types.MessageType.Info)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: RepoformerServer, params: types.DidOpenTextDocumentParams) -> None:
+    """The buffer's text replaces the file's disk text in the index."""
+    _sync_document(ls, params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: RepoformerServer, params: types.DidChangeTextDocumentParams) -> None:
+    """Re-chunk the changed document only."""
+    _sync_document(ls, params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: RepoformerServer, params: types.DidCloseTextDocumentParams) -> None:
+    """Fall back to the file on disk."""
+    if ls.index is not None:
+        ls.index.close_document(Path(to_fs_path(params.text_document.uri) or ""))
+
+
+def _sync_document(ls: RepoformerServer, uri: str) -> None:
+    if ls.index is None:
+        return
+    fs = to_fs_path(uri)
+    if fs:
+        ls.index.open_document(Path(fs), ls.workspace.get_text_document(uri).source)
+
+
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+async def inline_completion(
+    ls: RepoformerServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList:
+    """Complete at the cursor; the decision record goes to the client's log."""
+    pos = params.position
+    texts = await ls.inline_completion(params)
+    items = [
+        types.InlineCompletionItem(insert_text=text, range=types.Range(start=pos, end=pos))
+        for text in texts
+    ]
+    return types.InlineCompletionList(items=items)
+
+
+@server.feature(types.SHUTDOWN)
+def shutdown(ls: RepoformerServer, params: None) -> None:
+    """Stop the file watcher."""
+    if ls.index is not None:
+        ls.index.stop_watching()

@@ -1,0 +1,157 @@
+"""User settings (section `repoformer`), parsed and validated.
+
+Accepted shapes, from `workspace/configuration`, `workspace/didChangeConfiguration` or
+`initializationOptions`: nested objects (`{"retrieval": {"mode": "never"}}`), dotted keys
+(`{"retrieval.mode": "never"}`), either wrapped in `{"repoformer": ...}` or not, and
+camelCase or snake_case names. A bad value is reported and its default kept; the other
+settings still apply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from models.engine import MODES, CompletionOptions
+from models.prompt import PromptBudget
+
+SECTION = "repoformer"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    completion: CompletionOptions = field(default_factory=CompletionOptions)
+    model_path: Path | None = None  # None: the default packaged model
+    n_threads: int | None = None
+    n_ctx: int = 2048
+    chunk_lines: int = 10
+    chunk_stride: int = 5
+    max_file_bytes: int = 1_000_000
+    exclude: tuple[str, ...] = ()
+    watch_files: bool = True
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _flatten(raw: Any, prefix: str = "") -> dict[str, Any]:
+    """{"retrieval": {"topK": 3}} and {"retrieval.topK": 3} both -> {"retrieval.top_k": 3}."""
+    out: dict[str, Any] = {}
+    if not isinstance(raw, dict):
+        return out
+    for key, value in raw.items():
+        name = ".".join(_snake(part) for part in str(key).split("."))
+        full = f"{prefix}{name}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out
+
+
+def _int(lo: int, hi: int) -> Any:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError(f"expected an integer in [{lo}, {hi}]")
+        return v
+
+    return check
+
+
+def _float(lo: float, hi: float) -> Any:
+    def check(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise ValueError(f"expected a number in [{lo}, {hi}]")
+        return float(v)
+
+    return check
+
+
+def _choice(*allowed: str) -> Any:
+    def check(v: Any) -> str:
+        if v not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return str(v)
+
+    return check
+
+
+def _path(v: Any) -> Path | None:
+    if v is None or v == "":
+        return None
+    if not isinstance(v, str):
+        raise ValueError("expected a file path")
+    return Path(v).expanduser()
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("expected true or false")
+    return v
+
+
+def _patterns(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(p, str) for p in v):
+        raise ValueError("expected a list of gitignore-style patterns")
+    return tuple(v)
+
+
+# key -> (validator, where it goes: "completion.<field>", "budget.<field>" or a Settings field)
+_KEYS: dict[str, tuple[Any, str]] = {
+    "retrieval.mode": (_choice(*MODES), "completion.mode"),
+    "retrieval.threshold": (_float(0.0, 1.0), "completion.threshold"),
+    "retrieval.top_k": (_int(0, 50), "completion.top_k"),
+    "retrieval.query_lines": (_int(1, 200), "completion.query_lines"),
+    "retrieval.cfc_format": (_choice("repo", "comment"), "completion.cfc_format"),
+    "retrieval.chunk_lines": (_int(1, 500), "chunk_lines"),
+    "retrieval.chunk_stride": (_int(1, 500), "chunk_stride"),
+    "retrieval.max_file_bytes": (_int(1, 100_000_000), "max_file_bytes"),
+    "retrieval.exclude": (_patterns, "exclude"),
+    "retrieval.watch_files": (_bool, "watch_files"),
+    "context.left_tokens": (_int(16, 8192), "budget.left_tokens"),
+    "context.right_tokens": (_int(0, 8192), "budget.right_tokens"),
+    "context.cfc_tokens": (_int(0, 8192), "budget.cfc_tokens"),
+    "completion.max_tokens_line": (_int(1, 512), "completion.max_tokens_line"),
+    "completion.max_tokens_block": (_int(1, 1024), "completion.max_tokens_block"),
+    "completion.max_lines": (_int(1, 100), "completion.max_lines"),
+    "model.path": (_path, "model_path"),
+    "model.n_threads": (_int(1, 256), "n_threads"),
+    "model.n_ctx": (_int(256, 32768), "n_ctx"),
+}
+SETTING_KEYS = tuple(_KEYS)
+
+
+def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Settings from a raw object, starting from `base`; plus one message per bad value."""
+    settings = base or Settings()
+    errors: list[str] = []
+    if raw is None:
+        return settings, errors
+    if not isinstance(raw, dict):
+        return settings, [f"{SECTION} settings must be an object, got {type(raw).__name__}"]
+    if set(raw) == {SECTION} or (SECTION in raw and isinstance(raw[SECTION], dict)):
+        raw = raw[SECTION]
+    flat = _flatten(raw)
+    completion: dict[str, Any] = {}
+    budget: dict[str, Any] = {}
+    top: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key not in _KEYS:
+            errors.append(f"unknown setting {SECTION}.{key} (ignored)")
+            continue
+        check, target = _KEYS[key]
+        try:
+            parsed = check(value)
+        except ValueError as exc:
+            errors.append(f"invalid {SECTION}.{key} = {value!r}: {exc}; keeping the default")
+            continue
+        group, _, name = target.rpartition(".")
+        {"completion": completion, "budget": budget, "": top}[group][name] = parsed
+    if budget:
+        completion["budget"] = replace(settings.completion.budget, **budget)
+    if completion:
+        top["completion"] = replace(settings.completion, **completion)
+    return replace(settings, **top), errors

@@ -1,0 +1,4 @@
+"""Model files, prompt formats, generation and the retrieval decision.
+
+Nothing in this package imports pygls.
+"""

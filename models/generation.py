@@ -1,0 +1,175 @@
+"""Greedy generation with llama-cpp-python, in-process, token by token.
+
+One long-lived `Llama` per model: consecutive prompts that share a token prefix reuse
+its KV cache, so only the changed tail is prefilled. Generation is a plain iterator of
+greedy steps, each with its log-probability, so the caller can stop early (for the
+retrieval decision, or a stop rule) without paying for tokens it does not want.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.files import ModelFileError, check_gguf
+
+log = logging.getLogger(__name__)
+
+FIM_TOKENS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
+# Tokens that end a completion besides the model's end-of-generation tokens.
+STOP_SPECIALS = ("<|endoftext|>", "<|file_sep|>", "<|fim_pad|>", "<|repo_name|>", "<|im_end|>",
+                 *FIM_TOKENS)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    token: int
+    logprob: float
+    text: bytes  # the token's bytes (may be part of a UTF-8 sequence)
+
+
+@dataclass
+class PassStats:
+    """Timings of one generation pass (filled in while the iterator runs)."""
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    prefill_ms: float = 0.0
+    generated_tokens: int = 0
+    generation_ms: float = 0.0
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull() -> Iterator[None]:
+    """llama.cpp prints loading chatter on fd 2; keep the editor's log readable."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+class LlamaGenerator:
+    """A GGUF model loaded in-process. Thread-safe: one pass at a time."""
+
+    def __init__(self, path: Path, *, n_ctx: int = 2048, n_threads: int | None = None) -> None:
+        check_gguf(path)
+        import llama_cpp  # imported late: loading the native library takes a moment
+
+        self.path = path
+        self.lock = threading.Lock()
+        started = time.perf_counter()
+        try:
+            with _stderr_to_devnull():
+                self.llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_batch=512,
+                    n_threads=n_threads or max(1, min(os.cpu_count() or 1, 8)),
+                    logits_all=False,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelFileError(
+                f"llama.cpp could not load {path} ({exc}); the file may be truncated or not a "
+                "supported GGUF model: re-download it or point repoformer.model.path elsewhere"
+            ) from exc
+        self.load_seconds = time.perf_counter() - started
+        self.n_ctx = n_ctx
+        self.n_vocab = self.llm.n_vocab()
+        self._special: dict[str, int] = {}
+        missing = [t for t in FIM_TOKENS if self._lookup_special(t) is None]
+        if missing:
+            raise ModelFileError(
+                f"model {path} has no fill-in-the-middle tokens ({', '.join(missing)}); "
+                "use a Qwen2.5-Coder GGUF (or leave repoformer.model.path empty for the default)"
+            )
+        self.stop_tokens = {self.llm.token_eos()}
+        for name in STOP_SPECIALS:
+            tid = self._lookup_special(name)
+            if tid is not None:
+                self.stop_tokens.add(tid)
+
+    def _lookup_special(self, name: str) -> int | None:
+        if name not in self._special:
+            ids = self.llm.tokenize(name.encode(), add_bos=False, special=True)
+            if len(ids) != 1:
+                return None
+            self._special[name] = ids[0]
+        return self._special[name]
+
+    # -- Tokenizer protocol ------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        """Plain text tokens; special-token spellings inside user code stay plain text."""
+        if not text:
+            return []
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def token_id(self, special: str) -> int:
+        tid = self._lookup_special(special)
+        if tid is None:
+            raise KeyError(f"model has no token {special}")
+        return tid
+
+    def token_bytes(self, token: int) -> bytes:
+        return bytes(self.llm.detokenize([token]))
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def _last_logits(self) -> np.ndarray:
+        import llama_cpp
+
+        ptr = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def greedy(self, prompt: list[int], max_tokens: int, stats: PassStats) -> Iterator[Step]:
+        """Yield greedy tokens after `prompt`, reusing the cached common prefix.
+
+        The caller must hold `self.lock` for the whole iteration.
+        """
+        if len(prompt) + max_tokens > self.n_ctx:
+            raise ValueError(f"prompt of {len(prompt)} tokens + {max_tokens} exceeds n_ctx")
+        llm = self.llm
+        started = time.perf_counter()
+        cached = llm.input_ids[: llm.n_tokens]
+        common = 0
+        limit = min(len(cached), len(prompt) - 1)  # re-evaluate at least one token for logits
+        while common < limit and cached[common] == prompt[common]:
+            common += 1
+        llm.n_tokens = common
+        llm.eval(prompt[common:])
+        stats.prompt_tokens = len(prompt)
+        stats.reused_tokens = common
+        stats.prefill_ms = (time.perf_counter() - started) * 1000
+        gen_started = time.perf_counter()
+        try:
+            for _ in range(max_tokens):
+                logits = self._last_logits()
+                token = int(np.argmax(logits))
+                top = float(logits[token])
+                logprob = -float(np.log(np.exp(logits - top).sum()))
+                stats.generated_tokens += 1
+                yield Step(token, logprob, b"" if token in self.stop_tokens else self.token_bytes(token))
+                if token in self.stop_tokens:
+                    return
+                llm.eval([token])
+        finally:
+            stats.generation_ms = (time.perf_counter() - gen_started) * 1000

@@ -1,0 +1,142 @@
+"""Fill-in-the-middle prompts for Qwen2.5-Coder, with token budgets.
+
+Without cross-file context (CFC):
+    <|fim_prefix|>LEFT<|fim_suffix|>RIGHT<|fim_middle|>
+With CFC, in the repository format Qwen2.5-Coder was pretrained on (the best chunk
+is placed last, next to the code being completed):
+    <|repo_name|>REPO\\n<|file_sep|>PATH\\nCHUNK\\n ... <|file_sep|>CURRENT\\n<|fim_prefix|>...
+or, with `cfc_format="comment"`, the Repoformer paper's rendering: every chunk line
+commented out, placed at the start of the left context.
+
+Budgets are in tokens: the left context keeps the lines nearest the cursor, the right
+context the lines right after it, and CFC takes whole chunks while they fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from retrieval.index import ScoredChunk
+
+
+class Tokenizer(Protocol):
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def token_id(self, special: str) -> int: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptBudget:
+    left_tokens: int = 512
+    right_tokens: int = 256
+    cfc_tokens: int = 512
+
+
+@dataclass
+class Prompt:
+    tokens: list[int]
+    left_tokens: int
+    right_tokens: int
+    cfc_tokens: int
+    chunks: list[ScoredChunk] = field(default_factory=list)  # the chunks actually included
+
+
+def _keep_last_lines(tok: Tokenizer, text: str, budget: int) -> list[int]:
+    """Tokens of the longest tail of `text` (whole lines, except the cursor's) within budget."""
+    if budget <= 0 or not text:
+        return []
+    lines = text.splitlines(keepends=True)
+    used = 0
+    start = len(lines)
+    while start > 0:
+        cost = len(tok.tokenize(lines[start - 1]))
+        if used + cost > budget:
+            break
+        used += cost
+        start -= 1
+    tokens = tok.tokenize("".join(lines[start:]))
+    if start == len(lines):  # even the cursor's line is over budget: keep its tail
+        tokens = tok.tokenize(lines[-1])
+    return tokens[-budget:]
+
+
+def _keep_first_lines(tok: Tokenizer, text: str, budget: int) -> list[int]:
+    if budget <= 0 or not text:
+        return []
+    lines = text.splitlines(keepends=True)
+    used = 0
+    end = 0
+    while end < len(lines):
+        cost = len(tok.tokenize(lines[end]))
+        if used + cost > budget:
+            break
+        used += cost
+        end += 1
+    tokens = tok.tokenize("".join(lines[:end])) if end else tok.tokenize(lines[0])
+    return tokens[:budget]
+
+
+def render_chunk(chunk: ScoredChunk, rel_path: str, cfc_format: str) -> str:
+    text = chunk.chunk.text if chunk.chunk.text.endswith("\n") else chunk.chunk.text + "\n"
+    if cfc_format == "comment":
+        commented = "".join("# " + line for line in text.splitlines(keepends=True))
+        return f"# the below code fragment can be found in:\n# {rel_path}\n{commented}"
+    return text
+
+
+def build_prompt(
+    tok: Tokenizer,
+    *,
+    left: str,
+    right: str,
+    budget: PromptBudget,
+    chunks: Sequence[ScoredChunk] = (),
+    chunk_paths: Sequence[str] = (),
+    current_path: str = "",
+    repo_name: str = "",
+    cfc_format: str = "repo",
+) -> Prompt:
+    """Token ids of the FIM prompt; `chunk_paths[i]` is the display path of `chunks[i]`."""
+    left_ids = _keep_last_lines(tok, left, budget.left_tokens)
+    right_ids = _keep_first_lines(tok, right, budget.right_tokens)
+
+    included: list[tuple[ScoredChunk, list[int]]] = []
+    used = 0
+    for chunk, path in zip(chunks, chunk_paths, strict=True):
+        body = render_chunk(chunk, path, cfc_format)
+        ids = tok.tokenize(body if cfc_format == "comment" else f"{path}\n{body}")
+        cost = len(ids) + 1  # + <|file_sep|>
+        if used + cost > budget.cfc_tokens:
+            continue
+        included.append((chunk, ids))
+        used += cost
+
+    fim_prefix = tok.token_id("<|fim_prefix|>")
+    fim_suffix = tok.token_id("<|fim_suffix|>")
+    fim_middle = tok.token_id("<|fim_middle|>")
+    head: list[int] = []
+    cfc_ids: list[int] = []
+    if included:
+        # Best chunk last: nearest to the code being completed.
+        ordered = list(reversed(included))
+        if cfc_format == "comment":
+            for _, ids in ordered:
+                cfc_ids += ids
+        else:
+            file_sep = tok.token_id("<|file_sep|>")
+            head = [tok.token_id("<|repo_name|>")] + tok.tokenize(f"{repo_name}\n")
+            for _, ids in ordered:
+                head += [file_sep] + ids
+            head += [file_sep] + tok.tokenize(f"{current_path}\n")
+    tokens = (
+        head + [fim_prefix] + cfc_ids + left_ids + [fim_suffix] + right_ids + [fim_middle]
+    )
+    return Prompt(
+        tokens=tokens,
+        left_tokens=len(left_ids),
+        right_tokens=len(right_ids),
+        cfc_tokens=len(head) + len(cfc_ids),
+        chunks=[c for c, _ in included],
+    )

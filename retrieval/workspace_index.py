@@ -1,0 +1,137 @@
+"""The index of one workspace: disk files, overlaid by the editor's unsaved buffers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from retrieval.index import ChunkIndex, ScoredChunk
+from retrieval.watcher import WorkspaceWatcher
+from retrieval.workspace import FileFilter, iter_source_files, read_source_file
+
+log = logging.getLogger(__name__)
+
+# Called with (files done, files found so far, current path) while building.
+ProgressCallback = Callable[[int, int, str], None]
+
+
+class WorkspaceIndex:
+    """Keeps a ChunkIndex in step with a workspace folder and the documents open in an editor.
+
+    Open documents win over disk: a watcher event for an open file is ignored until the
+    editor closes it, at which point the disk version is read again.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        window: int = 10,
+        stride: int = 5,
+        max_file_bytes: int = 1_000_000,
+        exclude: Sequence[str] = (),
+    ) -> None:
+        self.root = root.resolve()
+        self.filter = FileFilter(self.root, max_file_bytes, tuple(exclude))
+        self.chunks = ChunkIndex(window, stride)
+        self._open: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._watcher: WorkspaceWatcher | None = None
+        self.ready = threading.Event()
+        self.build_seconds: float | None = None
+
+    # -- building ---------------------------------------------------------------------
+
+    def build(self, progress: ProgressCallback | None = None) -> int:
+        """Index every source file on disk (open buffers keep their text); return file count."""
+        started = time.perf_counter()
+        files = list(iter_source_files(self.filter))
+        for done, path in enumerate(files, 1):
+            key = str(path)
+            with self._lock:
+                if key in self._open:
+                    continue
+            text = read_source_file(path, self.filter.max_file_bytes)
+            if text is not None:
+                with self._lock:
+                    if key not in self._open:
+                        self.chunks.update_file(key, text)
+            if progress is not None:
+                progress(done, len(files), key)
+        self.build_seconds = time.perf_counter() - started
+        self.ready.set()
+        log.info(
+            "indexed %d files, %d chunks in %.2fs",
+            len(self.chunks.files()),
+            len(self.chunks),
+            self.build_seconds,
+        )
+        return len(files)
+
+    # -- editor documents ---------------------------------------------------------------
+
+    def _indexable(self, path: Path) -> bool:
+        return self.filter.is_candidate(path)
+
+    def open_document(self, path: Path, text: str) -> None:
+        """didOpen / didChange: the buffer text replaces the disk text for this file."""
+        key = str(path)
+        with self._lock:
+            self._open[key] = text
+            if self._indexable(path):
+                self.chunks.update_file(key, text)
+
+    def close_document(self, path: Path) -> None:
+        """didClose: fall back to what is on disk."""
+        key = str(path)
+        with self._lock:
+            self._open.pop(key, None)
+        self.refresh_from_disk(path)
+
+    def document_text(self, path: Path) -> str | None:
+        with self._lock:
+            return self._open.get(str(path))
+
+    # -- disk changes ---------------------------------------------------------------------
+
+    def refresh_from_disk(self, path: Path) -> None:
+        """Re-read one file from disk (or drop it when it is gone or no longer indexable)."""
+        key = str(path)
+        with self._lock:
+            if key in self._open:
+                return
+        text = read_source_file(path, self.filter.max_file_bytes) if self._indexable(path) else None
+        with self._lock:
+            if key in self._open:
+                return
+            if text is None:
+                self.chunks.remove_file(key)
+            else:
+                self.chunks.update_file(key, text)
+
+    def apply_disk_changes(self, paths: set[Path]) -> None:
+        """A coalesced batch of watcher events; a deleted folder drops every file under it."""
+        for path in sorted(paths):
+            prefix = str(path) + "/"
+            for indexed in self.chunks.files():
+                if indexed.startswith(prefix) and not Path(indexed).exists():
+                    self.chunks.remove_file(indexed)
+            self.refresh_from_disk(path)
+
+    def start_watching(self, settle_seconds: float = 0.3) -> None:
+        if self._watcher is None:
+            self._watcher = WorkspaceWatcher(self.root, self.apply_disk_changes, settle_seconds)
+            self._watcher.start()
+
+    def stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def search(self, query: str, k: int, exclude_path: Path | None) -> list[ScoredChunk]:
+        return self.chunks.search(query, k, str(exclude_path) if exclude_path else None)

@@ -1,0 +1,73 @@
+"""FIM prompt layout and token budgets."""
+
+from models.prompt import PromptBudget, build_prompt
+from retrieval.chunking import Chunk
+from retrieval.index import ScoredChunk
+from retrieval.tokenize import identifier_tokens
+from tests.fakes import CharTokenizer
+
+TOK = CharTokenizer()
+
+
+def _chunk(path: str, text: str, score: float) -> ScoredChunk:
+    return ScoredChunk(Chunk(path, 0, text.count("\n"), text, identifier_tokens(text)), score)
+
+
+def test_plain_fim_layout():
+    prompt = build_prompt(TOK, left="a = 1\nb = ", right="\nc = 3\n", budget=PromptBudget())
+    assert TOK.decode(prompt.tokens) == "<|fim_prefix|>a = 1\nb = <|fim_suffix|>\nc = 3\n<|fim_middle|>"
+    assert prompt.cfc_tokens == 0 and prompt.chunks == []
+
+
+def test_left_keeps_lines_nearest_the_cursor_and_right_the_first_lines():
+    left = "".join(f"left{i}\n" for i in range(100)) + "cur = "
+    right = "\n" + "".join(f"right{i}\n" for i in range(100))
+    budget = PromptBudget(left_tokens=40, right_tokens=20, cfc_tokens=0)
+    prompt = build_prompt(TOK, left=left, right=right, budget=budget)
+    text = TOK.decode(prompt.tokens)
+    kept_left = text.split("<|fim_prefix|>")[1].split("<|fim_suffix|>")[0]
+    kept_right = text.split("<|fim_suffix|>")[1].split("<|fim_middle|>")[0]
+    assert prompt.left_tokens <= 40 and prompt.right_tokens <= 20
+    assert kept_left.endswith("left99\ncur = ") and kept_left.startswith("left")
+    assert kept_right.startswith("\nright0\n")
+    assert "left0\n" not in kept_left
+
+
+def test_cfc_respects_its_budget_and_puts_the_best_chunk_last():
+    chunks = [_chunk("best.py", "best_code()\n", 0.9), _chunk("second.py", "second()\n", 0.5)]
+    prompt = build_prompt(
+        TOK,
+        left="x = ",
+        right="",
+        budget=PromptBudget(cfc_tokens=60),
+        chunks=chunks,
+        chunk_paths=["best.py", "second.py"],
+        current_path="cur.py",
+        repo_name="repo",
+    )
+    text = TOK.decode(prompt.tokens)
+    assert text.startswith("<|repo_name|>repo\n<|file_sep|>second.py\nsecond()\n<|file_sep|>best.py\n")
+    assert "<|file_sep|>cur.py\n<|fim_prefix|>x = " in text
+    assert [c.chunk.path for c in prompt.chunks] == ["best.py", "second.py"]
+
+    tight = build_prompt(
+        TOK, left="x", right="", budget=PromptBudget(cfc_tokens=25),
+        chunks=chunks, chunk_paths=["best.py", "second.py"],
+    )
+    assert [c.chunk.path for c in tight.chunks] == ["best.py"]
+    none = build_prompt(
+        TOK, left="x", right="", budget=PromptBudget(cfc_tokens=5),
+        chunks=chunks, chunk_paths=["best.py", "second.py"],
+    )
+    assert none.chunks == [] and "<|repo_name|>" not in TOK.decode(none.tokens)
+
+
+def test_comment_format_comments_out_every_chunk_line():
+    chunk = _chunk("lib.py", "def f():\n    return 1\n", 0.5)
+    prompt = build_prompt(
+        TOK, left="y = ", right="", budget=PromptBudget(), chunks=[chunk],
+        chunk_paths=["lib.py"], cfc_format="comment",
+    )
+    text = TOK.decode(prompt.tokens)
+    assert text.startswith("<|fim_prefix|># the below code fragment can be found in:\n# lib.py\n")
+    assert "# def f():\n#     return 1\ny = <|fim_suffix|>" in text

@@ -1,0 +1,41 @@
+"""Settings: shapes accepted, bad values reported and defaulted."""
+
+from pathlib import Path
+
+from lsp_server.settings import Settings, parse_settings
+
+
+def test_nested_dotted_wrapped_and_camel_case_shapes():
+    for raw in (
+        {"retrieval": {"mode": "never", "topK": 2}},
+        {"retrieval.mode": "never", "retrieval.top_k": 2},
+        {"repoformer": {"retrieval": {"mode": "never", "top_k": 2}}},
+    ):
+        settings, errors = parse_settings(raw)
+        assert errors == []
+        assert settings.completion.mode == "never"
+        assert settings.completion.top_k == 2
+
+
+def test_bad_values_keep_defaults_and_say_why():
+    settings, errors = parse_settings(
+        {"retrieval": {"mode": "sometimes", "threshold": 3, "topK": 2}, "bogus": 1}
+    )
+    assert settings.completion.mode == "selective"
+    assert settings.completion.threshold == Settings().completion.threshold
+    assert settings.completion.top_k == 2
+    assert any("retrieval.mode" in e and "sometimes" in e for e in errors)
+    assert any("retrieval.threshold" in e for e in errors)
+    assert any("unknown setting repoformer.bogus" in e for e in errors)
+    _, errors = parse_settings("not an object")
+    assert errors and "must be an object" in errors[0]
+
+
+def test_model_path_and_budgets_layer_on_a_base():
+    base, _ = parse_settings({"context": {"leftTokens": 300}})
+    settings, errors = parse_settings({"model": {"path": "~/m.gguf"}}, base)
+    assert errors == []
+    assert settings.model_path == Path("~/m.gguf").expanduser()
+    assert settings.completion.budget.left_tokens == 300
+    empty, _ = parse_settings({"model": {"path": ""}})
+    assert empty.model_path is None

@@ -1,0 +1,83 @@
+"""Which files are indexed, open buffers over disk, and the file watcher."""
+
+import time
+from pathlib import Path
+
+from retrieval.workspace import FileFilter, iter_source_files, read_source_file
+from retrieval.workspace_index import WorkspaceIndex
+
+
+def _write(root: Path, rel: str, data: str | bytes) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data)
+    return path
+
+
+def test_discovery_skips_ignored_vendored_secret_and_non_source_files(tmp_path: Path):
+    _write(tmp_path, "pkg/mod.py", "x = 1\n")
+    _write(tmp_path, "pkg/sub/deep.ts", "let y = 2\n")
+    _write(tmp_path, ".gitignore", "generated/\n*.tmp.py\n")
+    _write(tmp_path, "generated/out.py", "z = 3\n")
+    _write(tmp_path, "pkg/scratch.tmp.py", "z = 3\n")
+    _write(tmp_path, "pkg/.gitignore", "local.py\n")
+    _write(tmp_path, "pkg/local.py", "z = 3\n")
+    _write(tmp_path, "node_modules/lib/index.js", "z\n")
+    _write(tmp_path, ".git/hooks/x.py", "z\n")
+    _write(tmp_path, "env/pyvenv.cfg", "home = /usr\n")
+    _write(tmp_path, "env/lib/site.py", "z\n")
+    _write(tmp_path, ".env", "SECRET=1\n")
+    _write(tmp_path, "notes.txt", "not source\n")
+    files = {p.relative_to(tmp_path).as_posix() for p in iter_source_files(FileFilter(tmp_path))}
+    assert files == {"pkg/mod.py", "pkg/sub/deep.ts"}
+
+
+def test_exclude_setting_adds_patterns(tmp_path: Path):
+    _write(tmp_path, "a.py", "x\n")
+    _write(tmp_path, "secret_stuff/b.py", "x\n")
+    found = iter_source_files(FileFilter(tmp_path, exclude=("secret_stuff/",)))
+    assert [p.name for p in found] == ["a.py"]
+
+
+def test_binary_and_oversized_files_are_not_read(tmp_path: Path):
+    binary = _write(tmp_path, "bin.py", b"abc\0def")
+    big = _write(tmp_path, "big.py", "x = 1\n" * 100)
+    bad_utf8 = _write(tmp_path, "latin.py", "caf\xe9 = 1\n".encode("latin-1"))
+    assert read_source_file(binary, 1000) is None
+    assert read_source_file(big, 100) is None
+    assert read_source_file(big, 10_000) is not None
+    assert "caf" in (read_source_file(bad_utf8, 1000) or "")
+
+
+def test_open_buffer_wins_over_disk_until_closed(tmp_path: Path):
+    path = _write(tmp_path, "a.py", "disk_version = 1\n")
+    index = WorkspaceIndex(tmp_path)
+    index.build()
+    assert index.search("disk_version", 1, None)[0].chunk.path == str(path)
+    index.open_document(path, "buffer_version = 1\n")
+    index.refresh_from_disk(path)  # a watcher event while open: ignored
+    assert index.search("disk_version", 1, None) == []
+    assert index.search("buffer_version", 1, None)[0].chunk.path == str(path)
+    index.close_document(path)
+    assert index.search("disk_version", 1, None)[0].chunk.path == str(path)
+
+
+def test_watcher_follows_changes_made_outside_the_editor(tmp_path: Path):
+    _write(tmp_path, "a.py", "first_name = 1\n")
+    index = WorkspaceIndex(tmp_path)
+    index.build()
+    index.start_watching(settle_seconds=0.1)
+    try:
+        _write(tmp_path, "b.py", "created_outside = 1\n")
+        (tmp_path / "a.py").unlink()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if index.chunks.files() == [str(tmp_path / "b.py")]:
+                break
+            time.sleep(0.05)
+        assert index.chunks.files() == [str(tmp_path / "b.py")]
+    finally:
+        index.stop_watching()
