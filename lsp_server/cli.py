@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 from lsp_server.settings import Settings, parse_settings
 from models.engine import MODES, CompletionEngine, CompletionRequest
@@ -59,7 +61,10 @@ def cmd_complete(args: argparse.Namespace) -> int:
         if line < 1 or col < 1:
             raise ValueError
     except ValueError:
-        print(f"error: position must be PATH:LINE:COL with 1-based numbers, got {spec!r}", file=sys.stderr)
+        print(
+            f"error: position must be PATH:LINE:COL with 1-based numbers, got {spec!r}",
+            file=sys.stderr,
+        )
         return 2
     path = Path(file_part).resolve()
     if not path.is_file():
@@ -88,7 +93,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
     index.build()
     index.open_document(path, text)
     try:
-        generator = LlamaGenerator(_model_path(settings), n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+        generator = LlamaGenerator(
+            _model_path(settings), n_ctx=settings.n_ctx, n_threads=settings.n_threads
+        )
     except ModelFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -122,8 +129,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host, _, port = args.tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
-        server.start_io()
+        protocol_in, protocol_out = _claim_stdio()
+        server.start_io(protocol_in, protocol_out)
     return 0
+
+
+def _claim_stdio() -> tuple[BinaryIO, BinaryIO]:
+    """Give the protocol private copies of stdin/stdout; point fds 0/1 elsewhere.
+
+    Native code (llama.cpp) and child processes inherit fds 0 and 1: a stray print would
+    corrupt the protocol stream, and a stray read would swallow client messages. After
+    this, fd 0 reads /dev/null and fd 1 writes to stderr.
+    """
+    protocol_in = os.fdopen(os.dup(0), "rb")
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    sys.stdout = sys.stderr
+    return protocol_in, protocol_out
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -152,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", help="manage the model")
     model_sub = model.add_subparsers(dest="model_command", required=True)
-    pull = model_sub.add_parser("pull", help="download and verify the default model; print its path")
+    pull = model_sub.add_parser(
+        "pull", help="download and verify the default model; print its path"
+    )
     pull.set_defaults(func=cmd_pull)
 
     demo = sub.add_parser("demo", help="complete in the example workspace through the real server")
@@ -168,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # pygls logs every message it sends at INFO
+        logging.getLogger("pygls").setLevel(logging.WARNING)
     return int(args.func(args))
 
 

@@ -101,7 +101,9 @@ async def _demo(workspace: Path) -> int:
             client.text_document_did_change(
                 types.DidChangeTextDocumentParams(
                     text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                    content_changes=[types.TextDocumentContentChangeWholeDocument(text=left + right)],
+                    content_changes=[
+                        types.TextDocumentContentChangeWholeDocument(text=left + right)
+                    ],
                 )
             )
             result = await client.text_document_inline_completion_async(
@@ -114,7 +116,12 @@ async def _demo(workspace: Path) -> int:
                 )
             )
             await asyncio.sleep(0.05)  # let the decision record arrive
-            items = result.items if result else []
+            if result is None:
+                items = []
+            elif isinstance(result, types.InlineCompletionList):
+                items = list(result.items)
+            else:
+                items = list(result)
             text = items[0].insert_text if items else ""
             last_line = left.rsplit("\n", 1)[-1]
             print(f"\n[{mode}] {DEMO_FILE}: {last_line}\u2502{right.rstrip()}")

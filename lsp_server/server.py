@@ -15,7 +15,6 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ class RepoformerServer(LanguageServer):
         self.model_error: str | None = None
         self.model_ready: asyncio.Future[None] | None = None
         self._model_key: Path | None = None
+        self.index_task: asyncio.Future[None] | None = None
         # One worker: the model runs one pass at a time; queued requests wait here, not on the loop.
         self.model_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
 
@@ -56,7 +56,7 @@ class RepoformerServer(LanguageServer):
     def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
         self.window_log_message(types.LogMessageParams(type=kind, message=message))
 
-    async def progress(self, title: str) -> _Progress:
+    async def start_progress(self, title: str) -> _Progress:
         return await _Progress.start(self, title)
 
     # -- settings -------------------------------------------------------------------------------
@@ -66,22 +66,31 @@ class RepoformerServer(LanguageServer):
         settings, errors = parse_settings(self.init_options)
         workspace_cfg = pushed
         caps = self.client_capabilities.workspace
-        if caps is not None and caps.configuration:
+        if pushed is None and caps is not None and caps.configuration:
             try:
-                result = await self.workspace_configuration_async(
-                    types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+                # Bounded: a client that never answers must not freeze the settings.
+                result = await asyncio.wait_for(
+                    self.workspace_configuration_async(
+                        types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+                    ),
+                    10,
                 )
                 workspace_cfg = result[0] if result else None
-            except Exception as exc:  # a client that fails the request keeps the defaults
-                errors.append(f"workspace/configuration failed: {exc}")
+            except Exception as exc:  # a client that fails the request keeps the old settings
+                self.log(
+                    f"repoformer settings: workspace/configuration failed ({exc!r}); "
+                    "keeping the current settings",
+                    types.MessageType.Warning,
+                )
+                return
         settings, more = parse_settings(workspace_cfg, settings)
         errors += more
         for message in errors:
             self.log(f"repoformer settings: {message}", types.MessageType.Warning)
         old, self.settings = self.settings, settings
-        if old.model_path != settings.model_path or old.n_ctx != settings.n_ctx:
-            if self.model_ready is not None:
-                self.start_model()
+        model_changed = old.model_path != settings.model_path or old.n_ctx != settings.n_ctx
+        if model_changed and self.model_ready is not None:
+            self.start_model()
         index_keys = ("chunk_lines", "chunk_stride", "max_file_bytes", "exclude")
         if self.index is not None and any(
             getattr(old, k) != getattr(settings, k) for k in index_keys
@@ -99,9 +108,10 @@ class RepoformerServer(LanguageServer):
         if self.generator is not None and self._model_key == path:
             return
         self.generator, self.model_error, self._model_key = None, None, path
-        progress = await self.progress("repoformer: preparing model")
+        progress = await self.start_progress("repoformer: preparing model")
         try:
             if path is None:
+
                 def report(step: str, done: int, total: int) -> None:
                     pct = int(100 * done / total) if total else 0
                     progress.report_threadsafe(step, pct)
@@ -121,7 +131,10 @@ class RepoformerServer(LanguageServer):
             progress.end("model unavailable")
             return
         self.generator = generator
-        self.log(f"repoformer model loaded: {path} in {generator.load_seconds:.2f}s", types.MessageType.Info)
+        self.log(
+            f"repoformer model loaded: {path} in {generator.load_seconds:.2f}s",
+            types.MessageType.Info,
+        )
         progress.end("model ready")
 
     # -- index ------------------------------------------------------------------------------------
@@ -142,10 +155,10 @@ class RepoformerServer(LanguageServer):
         for doc in list(self.workspace.text_documents.values()):
             index.open_document(Path(to_fs_path(doc.uri) or doc.uri), doc.source)
         self.index = index
-        asyncio.ensure_future(self._build_index(index))
+        self.index_task = asyncio.ensure_future(self._build_index(index))
 
     async def _build_index(self, index: WorkspaceIndex) -> None:
-        progress = await self.progress("repoformer: indexing workspace")
+        progress = await self.start_progress("repoformer: indexing workspace")
 
         def report(done: int, total: int, path: str) -> None:
             if done == total or done % 50 == 0:
@@ -240,7 +253,8 @@ class _Progress:
         if window is not None and window.work_done_progress:
             token = f"repoformer-{uuid.uuid4().hex[:8]}"
             try:
-                await server.work_done_progress.create_async(token)
+                # A client that never answers must not stall indexing or model loading.
+                await asyncio.wait_for(server.work_done_progress.create_async(token), 5)
                 server.work_done_progress.begin(
                     token, types.WorkDoneProgressBegin(title=title, percentage=0)
                 )
@@ -263,7 +277,9 @@ class _Progress:
     def end(self, message: str) -> None:
         log.info("%s", message)
         if self.token is not None:
-            self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+            self.server.work_done_progress.end(
+                self.token, types.WorkDoneProgressEnd(message=message)
+            )
 
 
 server = RepoformerServer()

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from models.engine import MODES, CompletionOptions
-from models.prompt import PromptBudget
 
 SECTION = "repoformer"
 

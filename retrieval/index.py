@@ -75,9 +75,7 @@ class ChunkIndex:
         with self._lock:
             return len(self._chunks)
 
-    def search(
-        self, query: str, k: int = 4, exclude_path: str | None = None
-    ) -> list[ScoredChunk]:
+    def search(self, query: str, k: int = 4, exclude_path: str | None = None) -> list[ScoredChunk]:
         """Top-`k` chunks by Jaccard similarity to the identifier tokens of `query`.
 
         Chunks of `exclude_path` (the file being edited) are never returned, and

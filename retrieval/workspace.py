@@ -18,13 +18,68 @@ import pathspec
 log = logging.getLogger(__name__)
 
 SOURCE_EXTENSIONS = frozenset(
-    ".py .pyi .js .jsx .mjs .cjs .ts .tsx .java .go .cs .rs .c .h .cc .cpp .hpp .cxx "
-    ".rb .php .swift .kt .kts .scala .lua .sh .bash .sql .r .jl .dart .ex .exs .erl "
-    ".hs .ml .vue .svelte".split()
+    [
+        ".py",
+        ".pyi",
+        ".js",
+        ".jsx",
+        ".mjs",
+        ".cjs",
+        ".ts",
+        ".tsx",
+        ".java",
+        ".go",
+        ".cs",
+        ".rs",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".hpp",
+        ".cxx",
+        ".rb",
+        ".php",
+        ".swift",
+        ".kt",
+        ".kts",
+        ".scala",
+        ".lua",
+        ".sh",
+        ".bash",
+        ".sql",
+        ".r",
+        ".jl",
+        ".dart",
+        ".ex",
+        ".exs",
+        ".erl",
+        ".hs",
+        ".ml",
+        ".vue",
+        ".svelte",
+    ]
 )
 SKIPPED_DIRS = frozenset(
-    ".git .hg .svn node_modules __pycache__ .venv venv .tox .nox .mypy_cache "
-    ".pytest_cache .ruff_cache .eggs build dist site-packages .idea .vscode".split()
+    [
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".eggs",
+        "build",
+        "dist",
+        "site-packages",
+        ".idea",
+        ".vscode",
+    ]
 )
 # Never indexed, whatever .gitignore says: these hold credentials.
 SECRET_PATTERNS = (".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_ed25519*", "*.p12")
@@ -88,7 +143,9 @@ def _gitignore_spec(folder: Path) -> pathspec.GitIgnoreSpec | None:
     if cached is not None and cached[0] == mtime:
         return cached[1]
     try:
-        spec = pathspec.GitIgnoreSpec.from_lines(gitignore.read_text("utf-8", "replace").splitlines())
+        spec = pathspec.GitIgnoreSpec.from_lines(
+            gitignore.read_text("utf-8", "replace").splitlines()
+        )
     except (OSError, ValueError) as exc:
         log.warning("ignoring unreadable %s: %s", gitignore, exc)
         spec = None

@@ -15,7 +15,10 @@ def _chunk(path: str, text: str, score: float) -> ScoredChunk:
 
 def test_plain_fim_layout():
     prompt = build_prompt(TOK, left="a = 1\nb = ", right="\nc = 3\n", budget=PromptBudget())
-    assert TOK.decode(prompt.tokens) == "<|fim_prefix|>a = 1\nb = <|fim_suffix|>\nc = 3\n<|fim_middle|>"
+    assert (
+        TOK.decode(prompt.tokens)
+        == "<|fim_prefix|>a = 1\nb = <|fim_suffix|>\nc = 3\n<|fim_middle|>"
+    )
     assert prompt.cfc_tokens == 0 and prompt.chunks == []
 
 
@@ -46,18 +49,28 @@ def test_cfc_respects_its_budget_and_puts_the_best_chunk_last():
         repo_name="repo",
     )
     text = TOK.decode(prompt.tokens)
-    assert text.startswith("<|repo_name|>repo\n<|file_sep|>second.py\nsecond()\n<|file_sep|>best.py\n")
+    assert text.startswith(
+        "<|repo_name|>repo\n<|file_sep|>second.py\nsecond()\n<|file_sep|>best.py\n"
+    )
     assert "<|file_sep|>cur.py\n<|fim_prefix|>x = " in text
     assert [c.chunk.path for c in prompt.chunks] == ["best.py", "second.py"]
 
     tight = build_prompt(
-        TOK, left="x", right="", budget=PromptBudget(cfc_tokens=25),
-        chunks=chunks, chunk_paths=["best.py", "second.py"],
+        TOK,
+        left="x",
+        right="",
+        budget=PromptBudget(cfc_tokens=25),
+        chunks=chunks,
+        chunk_paths=["best.py", "second.py"],
     )
     assert [c.chunk.path for c in tight.chunks] == ["best.py"]
     none = build_prompt(
-        TOK, left="x", right="", budget=PromptBudget(cfc_tokens=5),
-        chunks=chunks, chunk_paths=["best.py", "second.py"],
+        TOK,
+        left="x",
+        right="",
+        budget=PromptBudget(cfc_tokens=5),
+        chunks=chunks,
+        chunk_paths=["best.py", "second.py"],
     )
     assert none.chunks == [] and "<|repo_name|>" not in TOK.decode(none.tokens)
 
@@ -65,8 +78,13 @@ def test_cfc_respects_its_budget_and_puts_the_best_chunk_last():
 def test_comment_format_comments_out_every_chunk_line():
     chunk = _chunk("lib.py", "def f():\n    return 1\n", 0.5)
     prompt = build_prompt(
-        TOK, left="y = ", right="", budget=PromptBudget(), chunks=[chunk],
-        chunk_paths=["lib.py"], cfc_format="comment",
+        TOK,
+        left="y = ",
+        right="",
+        budget=PromptBudget(),
+        chunks=[chunk],
+        chunk_paths=["lib.py"],
+        cfc_format="comment",
     )
     text = TOK.decode(prompt.tokens)
     assert text.startswith("<|fim_prefix|># the below code fragment can be found in:\n# lib.py\n")

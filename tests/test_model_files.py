@@ -1,0 +1,49 @@
+"""Model files: clear errors for missing, wrong and truncated files."""
+
+from pathlib import Path
+
+import pytest
+
+from models.files import (
+    DEFAULT_MODEL,
+    ModelFileError,
+    check_gguf,
+    default_model_path,
+    is_verified,
+    verify_default_model,
+)
+from models.generation import LlamaGenerator
+
+
+def test_missing_file_names_the_file_and_the_fix(tmp_path: Path):
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(ModelFileError, match="nope.gguf does not exist.*model.path"):
+        check_gguf(missing)
+
+
+def test_non_gguf_file_is_refused(tmp_path: Path):
+    wrong = tmp_path / "weights.bin"
+    wrong.write_bytes(b"PK\x03\x04 not a gguf")
+    with pytest.raises(ModelFileError, match="not a GGUF file"):
+        check_gguf(wrong)
+
+
+def test_truncated_default_model_fails_the_size_check(tmp_path: Path):
+    truncated = tmp_path / DEFAULT_MODEL.filename
+    truncated.write_bytes(b"GGUF" + b"\0" * 100)
+    with pytest.raises(ModelFileError, match="truncated or wrong file.*model pull"):
+        verify_default_model(truncated)
+
+
+@pytest.mark.model
+def test_pulled_default_model_is_verified():
+    assert is_verified(default_model_path())
+
+
+@pytest.mark.model
+def test_truncated_gguf_cannot_load_and_says_so(tmp_path: Path):
+    truncated = tmp_path / "truncated.gguf"
+    with default_model_path().open("rb") as f:
+        truncated.write_bytes(f.read(2_000_000))
+    with pytest.raises(ModelFileError, match="truncated.gguf"):
+        LlamaGenerator(truncated)
