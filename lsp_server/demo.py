@@ -45,6 +45,7 @@ async def _demo(workspace: Path) -> int:
     client = LanguageClient("repoformer-demo", "0.1")
     config: dict[str, Any] = {"retrieval": {"mode": "selective"}}
     decisions: list[dict[str, Any]] = []
+    applied = asyncio.Event()
 
     @client.feature(types.WORKSPACE_CONFIGURATION)
     def configuration(params: types.ConfigurationParams) -> list[Any]:
@@ -65,6 +66,8 @@ async def _demo(workspace: Path) -> int:
     def log_message(params: types.LogMessageParams) -> None:
         if params.message.startswith(DECISION_PREFIX):
             decisions.append(json.loads(params.message[len(DECISION_PREFIX) :]))
+        elif params.message.startswith("repoformer settings: retrieval.mode="):
+            applied.set()
         else:
             print(f"  [server log] {params.message}", file=sys.stderr)
 
@@ -95,7 +98,11 @@ async def _demo(workspace: Path) -> int:
     failures = 0
     for mode in ("never", "always", "selective"):
         config["retrieval"]["mode"] = mode
-        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+        applied.clear()
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"repoformer": config})
+        )
+        await asyncio.wait_for(applied.wait(), 30)
         for left, right in DEMO_CURSORS:
             version += 1
             client.text_document_did_change(
@@ -125,7 +132,8 @@ async def _demo(workspace: Path) -> int:
             text = items[0].insert_text if items else ""
             last_line = left.rsplit("\n", 1)[-1]
             print(f"\n[{mode}] {DEMO_FILE}: {last_line}\u2502{right.rstrip()}")
-            print(f"  completion: {last_line}{text}")
+            ghost = f"\x1b[2m{text}\x1b[0m" if sys.stdout.isatty() else f"[{text}]"
+            print(f"  completion: {last_line}{ghost}{right.split(chr(10))[0]}")
             if decisions:
                 print(f"  decision:   {json.dumps(decisions[-1])}")
             if not text:

@@ -11,6 +11,7 @@ other requests, logs and shutdown. Every inline-completion request produces one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -48,6 +49,7 @@ class RepoformerServer(LanguageServer):
         self.model_ready: asyncio.Future[None] | None = None
         self._model_key: Path | None = None
         self.index_task: asyncio.Future[None] | None = None
+        self.settings_read = asyncio.Event()
         # One worker: the model runs one pass at a time; queued requests wait here, not on the loop.
         self.model_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
 
@@ -190,8 +192,11 @@ class RepoformerServer(LanguageServer):
         request = CompletionRequest(path, doc.source, position.line, position.character, uri)
         version = doc.version
         record: dict[str, Any]
-        if self.model_ready is None:
-            self.start_model()
+        if self.model_ready is None:  # asked before `initialized` finished reading settings
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.settings_read.wait(), 15)
+            if self.model_ready is None:
+                self.start_model()
         assert self.model_ready is not None
         await asyncio.shield(self.model_ready)
         generator = self.generator
@@ -306,7 +311,9 @@ def initialize(ls: RepoformerServer, params: types.InitializeParams) -> None:
 async def initialized(ls: RepoformerServer, params: types.InitializedParams) -> None:
     """Read the settings, then load the model and index the workspace in the background."""
     await ls.reload_settings()
-    ls.start_model()
+    ls.settings_read.set()
+    if ls.model_ready is None:
+        ls.start_model()
     ls.start_index()
 
 

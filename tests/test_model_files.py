@@ -17,7 +17,7 @@ from models.generation import LlamaGenerator
 
 def test_missing_file_names_the_file_and_the_fix(tmp_path: Path):
     missing = tmp_path / "nope.gguf"
-    with pytest.raises(ModelFileError, match="nope.gguf does not exist.*model.path"):
+    with pytest.raises(ModelFileError, match=r"nope\.gguf does not exist.*model\.path"):
         check_gguf(missing)
 
 
@@ -31,7 +31,7 @@ def test_non_gguf_file_is_refused(tmp_path: Path):
 def test_truncated_default_model_fails_the_size_check(tmp_path: Path):
     truncated = tmp_path / DEFAULT_MODEL.filename
     truncated.write_bytes(b"GGUF" + b"\0" * 100)
-    with pytest.raises(ModelFileError, match="truncated or wrong file.*model pull"):
+    with pytest.raises(ModelFileError, match=r"truncated or wrong file.*model pull"):
         verify_default_model(truncated)
 
 
@@ -45,5 +45,5 @@ def test_truncated_gguf_cannot_load_and_says_so(tmp_path: Path):
     truncated = tmp_path / "truncated.gguf"
     with default_model_path().open("rb") as f:
         truncated.write_bytes(f.read(2_000_000))
-    with pytest.raises(ModelFileError, match="truncated.gguf"):
+    with pytest.raises(ModelFileError, match=r"truncated\.gguf"):
         LlamaGenerator(truncated)
