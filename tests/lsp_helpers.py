@@ -66,12 +66,18 @@ def close_doc(client: LanguageClient, uri: str) -> None:
     )
 
 
-async def set_settings(client: LanguageClient, **retrieval: object) -> None:
-    """Change the workspace settings the way an editor does, and wait until applied."""
+async def set_settings(client: LanguageClient, pull: bool = False, **retrieval: object) -> None:
+    """Change the workspace settings the way an editor does, and wait until applied.
+
+    Pushed: the notification carries the settings (VS Code's style). Pulled: it carries
+    none and the server asks with `workspace/configuration`.
+    """
     settings = {"repoformer": {"retrieval": retrieval}}
     client.set_configuration(settings)
     after = len(client.log_messages)
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=settings))
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings=None if pull else settings)
+    )
     await wait_for_log(client, "repoformer settings: retrieval.mode=", after=after)
 
 

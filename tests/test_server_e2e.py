@@ -77,7 +77,7 @@ async def test_always_retrieves_chunks_from_other_files(client: LanguageClient, 
 async def test_never_does_not_retrieve_but_reports_confidence(
     client: LanguageClient, workspace: Path
 ):
-    await set_settings(client, mode="never")
+    await set_settings(client, pull=True, mode="never")
     uri = open_doc(client, workspace / "inventory/never.py", MAKE_ITEM + ")\n")
     text, record = await complete_at_end(client, uri, MAKE_ITEM)
     assert record["mode"] == "never" and record["retrieved"] is False
