@@ -25,8 +25,8 @@ demo: model
 	$(BIN)/repoformer-lsp demo --workspace examples/workspace
 
 lint: $(STAMP)
-	$(BIN)/ruff check lsp_server retrieval models tests
-	$(BIN)/ruff format --check lsp_server retrieval models tests
+	$(BIN)/ruff check lsp_server retrieval models evaluation tests
+	$(BIN)/ruff format --check lsp_server retrieval models evaluation tests
 	$(BIN)/mypy
 
 test: model lint

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lsp_server.settings import Settings, parse_settings
-from models.engine import MODES, CompletionEngine, CompletionRequest
+from models.engine import MODES, CompletionEngine, CompletionOptions, CompletionRequest
 from models.files import ModelFileError, pull_default_model
 from models.generation import LlamaGenerator
 from retrieval.workspace_index import WorkspaceIndex
@@ -158,6 +158,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.workspace).resolve())
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evaluation.harness import run_eval
+
+    return run_eval(
+        out=Path(args.out),
+        smoke=args.smoke,
+        per_type=args.per_type,
+        seed=args.seed,
+        model=Path(args.model_path) if args.model_path else None,
+        policy_model=Path(args.policy_model) if args.policy_model else None,
+        threshold=args.threshold,
+        live=args.live,
+        repos=args.repo or None,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repoformer-lsp", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -186,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="complete in the example workspace through the real server")
     demo.add_argument("--workspace", default="examples/workspace")
     demo.set_defaults(func=cmd_demo)
+    ev = sub.add_parser("eval", help="RepoEval-style accuracy, decision quality and latency")
+    ev.add_argument("--smoke", action="store_true", help="a handful of tasks (minutes)")
+    ev.add_argument("--per-type", type=int, default=4, help="tasks per type per project")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", default="benchmarks/results/eval-latest")
+    ev.add_argument("--model-path", help="generator GGUF (default: the default model)")
+    ev.add_argument("--policy-model", help="a separate GGUF that decides (plug-and-play)")
+    ev.add_argument("--threshold", type=float, default=CompletionOptions().threshold)
+    ev.add_argument("--live", type=int, default=2, help="tasks also run through live selective")
+    ev.add_argument("--repo", action="append", help="pinned requirement(s) instead of the list")
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 

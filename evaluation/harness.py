@@ -1,0 +1,68 @@
+"""`repoformer-lsp eval`: build the tasks, run them (resumably), write the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from evaluation.report import build_report, machine_meta, write_markdown, write_plot
+from evaluation.repos import fetch_repo, repo_lists
+from evaluation.runner import load_rows, run_tasks
+from evaluation.tasks import Task, sample_tasks
+from models.engine import CompletionOptions
+from models.files import pull_default_model
+from models.generation import LlamaGenerator
+
+log = logging.getLogger(__name__)
+
+
+def run_eval(
+    *,
+    out: Path,
+    smoke: bool,
+    per_type: int,
+    seed: int,
+    model: Path | None,
+    policy_model: Path | None,
+    threshold: float,
+    live: int,
+    repos: list[str] | None = None,
+) -> int:
+    lists = repo_lists()
+    requirements = repos or (lists["smoke"] if smoke else lists["eval"])
+    if smoke:
+        per_type = min(per_type, 1)
+    roots: dict[str, Path] = {}
+    tasks: list[Task] = []
+    for req in requirements:
+        print(f"preparing {req}", file=sys.stderr)
+        root = fetch_repo(req)
+        roots[req] = root
+        tasks += sample_tasks(req, root, per_type, seed)
+    model_path = model or pull_default_model()
+    generator = LlamaGenerator(model_path)
+    policy = LlamaGenerator(policy_model) if policy_model else None
+    base = CompletionOptions(threshold=threshold)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    (out / "tasks.json").write_text(json.dumps([t.as_dict() for t in tasks], indent=1))
+    run_tasks(tasks, roots, generator, results, base=base, policy=policy, live=live)
+    rows = load_rows(results, [t.id for t in tasks])
+    meta = {
+        **machine_meta(),
+        "model": str(model_path),
+        "model_name": model_path.name,
+        "policy_model": str(policy_model) if policy_model else None,
+        "repos": requirements,
+        "seed": seed,
+        "per_type": per_type,
+        "n_tasks": len(rows),
+    }
+    report = build_report(rows, meta, threshold)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    write_markdown(report, out / "report.md")
+    write_plot(report, out / "tradeoff.png")
+    print((out / "report.md").read_text())
+    return 0

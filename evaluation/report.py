@@ -1,0 +1,252 @@
+"""Aggregate per-task results into the report: JSON, a Markdown table and a PNG plot."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.metrics import auroc, decision_quality
+from evaluation.tasks import TASK_TYPES
+
+THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+
+
+def _selective(row: dict[str, Any], threshold: float, key: str = "p_retrieve") -> dict[str, Any]:
+    """What live `selective` would have returned and cost, from the never/always runs.
+
+    Not retrieving returns the no-context run at its cost; retrieving pays the
+    no-context pass up to the decision (first line) plus the whole run with context.
+    """
+    never, always = row["never"], row["always"]
+    p = row.get("policy_p_retrieve") if key == "policy" else never["p_retrieve"]
+    retrieve = p is not None and p > threshold and bool(always["chunks"])
+    if retrieve:
+        ms = never["timings_ms"]["decision"] + always["timings_ms"]["total"]
+        return {"es": always["es"], "em": always["em"], "retrieved": True, "ms": ms}
+    return {
+        "es": never["es"],
+        "em": never["em"],
+        "retrieved": False,
+        "ms": never["timings_ms"]["total"],
+    }
+
+
+def _summary(outcomes: list[dict[str, Any]], types: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in TASK_TYPES:
+        sel = [o for o, t in zip(outcomes, types, strict=True) if t == kind]
+        if sel:
+            out[kind] = {
+                "n": len(sel),
+                "em": 100 * float(np.mean([o["em"] for o in sel])),
+                "es": float(np.mean([o["es"] for o in sel])),
+            }
+    ms = [o["ms"] for o in outcomes]
+    out["all"] = {
+        "n": len(outcomes),
+        "em": 100 * float(np.mean([o["em"] for o in outcomes])),
+        "es": float(np.mean([o["es"] for o in outcomes])),
+        "retrieve_share": float(np.mean([o["retrieved"] for o in outcomes])),
+        "latency_ms_p50": float(np.percentile(ms, 50)),
+        "latency_ms_p95": float(np.percentile(ms, 95)),
+        "latency_ms_mean": float(np.mean(ms)),
+    }
+    return out
+
+
+def _plain(row: dict[str, Any], mode: str) -> dict[str, Any]:
+    r = row[mode]
+    return {
+        "es": r["es"],
+        "em": r["em"],
+        "retrieved": bool(r["retrieved"]),
+        "ms": r["timings_ms"]["total"],
+    }
+
+
+def build_report(
+    rows: list[dict[str, Any]], meta: dict[str, Any], default_threshold: float
+) -> dict[str, Any]:
+    types = [r["type"] for r in rows]
+    labels = [r["always"]["es"] > r["never"]["es"] for r in rows]
+    modes: dict[str, Any] = {
+        "never": _summary([_plain(r, "never") for r in rows], types),
+        "always": _summary([_plain(r, "always") for r in rows], types),
+    }
+    sel_default = [_selective(r, default_threshold) for r in rows]
+    modes[f"selective (T={default_threshold})"] = _summary(sel_default, types)
+    sweep = {str(t): _summary([_selective(r, t) for r in rows], types)["all"] for t in THRESHOLDS}
+    always_mean = modes["always"]["all"]["latency_ms_mean"]
+    for summary in modes.values():
+        summary["all"]["speedup_vs_always"] = always_mean / summary["all"]["latency_ms_mean"]
+    for s in sweep.values():
+        s["speedup_vs_always"] = always_mean / s["latency_ms_mean"]
+
+    components = {}
+    for mode in ("never", "always"):
+        comp = {}
+        for key in ("decision", "retrieval", "prefill", "generation", "total"):
+            vals = [r[mode]["timings_ms"].get(key, 0.0) for r in rows]
+            comp[key] = {
+                "p50": float(np.percentile(vals, 50)),
+                "p95": float(np.percentile(vals, 95)),
+            }
+        components[mode] = comp
+
+    p = [r["never"]["p_retrieve"] for r in rows]
+    jac = [max([c["score"] for c in r["always"]["chunks"]], default=0.0) for r in rows]
+    decision: dict[str, Any] = {
+        "oracle_positive_rate": float(np.mean(labels)),
+        "auroc_confidence_policy": auroc(p, labels),
+        "auroc_best_jaccard": auroc(jac, labels),
+        f"confidence_policy_T={default_threshold}": decision_quality(
+            [s["retrieved"] for s in sel_default], labels
+        ),
+    }
+    if all("policy_p_retrieve" in r for r in rows):
+        decision["auroc_policy_model"] = auroc([r["policy_p_retrieve"] for r in rows], labels)
+
+    live = [r for r in rows if "selective_live" in r]
+    live_check = None
+    if live:
+        agree = [
+            r["selective_live"]["retrieved"]
+            == _selective(r, r["selective_live"]["threshold"])["retrieved"]
+            for r in live
+        ]
+        live_check = {
+            "n": len(live),
+            "decision_agreement": float(np.mean(agree)),
+            "es_live": float(np.mean([r["selective_live"]["es"] for r in live])),
+            "es_offline": float(
+                np.mean([_selective(r, r["selective_live"]["threshold"])["es"] for r in live])
+            ),
+            "ms_live_mean": float(
+                np.mean([r["selective_live"]["timings_ms"]["total"] for r in live])
+            ),
+            "ms_offline_mean": float(
+                np.mean([_selective(r, r["selective_live"]["threshold"])["ms"] for r in live])
+            ),
+        }
+    return {
+        "meta": meta,
+        "modes": modes,
+        "threshold_sweep": sweep,
+        "latency_components_ms": components,
+        "decision_quality": decision,
+        "live_selective_check": live_check,
+    }
+
+
+def machine_meta() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def write_markdown(report: dict[str, Any], path: Path) -> None:
+    meta = report["meta"]
+    lines = [
+        f"# Evaluation report ({meta['date']}, {meta['cpu']}, {meta['cores']} cores)",
+        "",
+        f"Model: {meta['model']}; tasks: {meta['n_tasks']} from {len(meta['repos'])} projects "
+        f"(seed {meta['seed']}). EM/ES as in RepoEval (first N non-blank lines).",
+        "",
+        "| model | mode | "
+        + " | ".join(f"{t} EM/ES" for t in TASK_TYPES)
+        + " | all EM/ES | retrieve | p50 ms | p95 ms | speedup vs always |",
+        "|---|---|" + "---|" * (len(TASK_TYPES) + 5),
+    ]
+    for mode, s in report["modes"].items():
+        cells = [f"{s[t]['em']:.1f} / {s[t]['es']:.1f}" if t in s else "-" for t in TASK_TYPES]
+        a = s["all"]
+        lines.append(
+            f"| {meta['model_name']} | {mode} | "
+            + " | ".join(cells)
+            + f" | {a['em']:.1f} / {a['es']:.1f} | {100 * a['retrieve_share']:.0f}% "
+            f"| {a['latency_ms_p50']:.0f} | {a['latency_ms_p95']:.0f} "
+            f"| {a['speedup_vs_always']:.2f}x |"
+        )
+    lines += [
+        "",
+        "## Selective over thresholds (offline, from the same runs)",
+        "",
+        "| T | ES | EM | retrieve | mean ms | speedup vs always |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t, s in report["threshold_sweep"].items():
+        lines.append(
+            f"| {t} | {s['es']:.1f} | {s['em']:.1f} | {100 * s['retrieve_share']:.0f}% "
+            f"| {s['latency_ms_mean']:.0f} | {s['speedup_vs_always']:.2f}x |"
+        )
+    d = report["decision_quality"]
+    lines += [
+        "",
+        "## Decision quality (label: ES with context > ES without)",
+        "",
+        "```",
+        json.dumps(d, indent=2),
+        "```",
+    ]
+    if report["live_selective_check"]:
+        lines += [
+            "",
+            "## Live selective vs offline estimate",
+            "",
+            "```",
+            json.dumps(report["live_selective_check"], indent=2),
+            "```",
+        ]
+    lines += [
+        "",
+        "## Latency components (ms)",
+        "",
+        "```",
+        json.dumps(report["latency_components_ms"], indent=2),
+        "```",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def write_plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sweep = report["threshold_sweep"]
+    xs = [s["latency_ms_mean"] for s in sweep.values()]
+    ys = [s["es"] for s in sweep.values()]
+    ax.plot(xs, ys, "o-", label="selective (confidence), thresholds")
+    for t, x, y in zip(sweep, xs, ys, strict=True):
+        ax.annotate(t, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for mode, marker in (("never", "s"), ("always", "^")):
+        a = report["modes"][mode]["all"]
+        ax.plot([a["latency_ms_mean"]], [a["es"]], marker, markersize=9, label=mode)
+    ax.set_xlabel("mean latency per request (ms)")
+    ax.set_ylabel("ES")
+    ax.set_title("Latency vs accuracy")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
