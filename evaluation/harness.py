@@ -29,6 +29,7 @@ def run_eval(
     threshold: float,
     live: int,
     repos: list[str] | None = None,
+    report_only: bool = False,
 ) -> int:
     lists = repo_lists()
     requirements = repos or (lists["smoke"] if smoke else lists["eval"])
@@ -42,14 +43,18 @@ def run_eval(
         roots[req] = root
         tasks += sample_tasks(req, root, per_type, seed)
     model_path = model or pull_default_model()
-    generator = LlamaGenerator(model_path)
-    policy = LlamaGenerator(policy_model) if policy_model else None
-    base = CompletionOptions(threshold=threshold)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
-    (out / "tasks.json").write_text(json.dumps([t.as_dict() for t in tasks], indent=1))
-    run_tasks(tasks, roots, generator, results, base=base, policy=policy, live=live)
+    if not report_only:
+        generator = LlamaGenerator(model_path)
+        policy = LlamaGenerator(policy_model) if policy_model else None
+        base = CompletionOptions(threshold=threshold)
+        (out / "tasks.json").write_text(json.dumps([t.as_dict() for t in tasks], indent=1))
+        run_tasks(tasks, roots, generator, results, base=base, policy=policy, live=live)
     rows = load_rows(results, [t.id for t in tasks])
+    if not rows:
+        print(f"error: no results in {results}", file=sys.stderr)
+        return 1
     meta = {
         **machine_meta(),
         "model": str(model_path),
@@ -59,6 +64,7 @@ def run_eval(
         "seed": seed,
         "per_type": per_type,
         "n_tasks": len(rows),
+        "n_tasks_planned": len(tasks),
     }
     report = build_report(rows, meta, threshold)
     (out / "report.json").write_text(json.dumps(report, indent=2))

@@ -171,6 +171,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         live=args.live,
         repos=args.repo or None,
+        report_only=args.report_only,
     )
 
 
@@ -212,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threshold", type=float, default=CompletionOptions().threshold)
     ev.add_argument("--live", type=int, default=2, help="tasks also run through live selective")
     ev.add_argument("--repo", action="append", help="pinned requirement(s) instead of the list")
+    ev.add_argument(
+        "--report-only", action="store_true", help="rebuild the report from the results so far"
+    )
     ev.set_defaults(func=cmd_eval)
     return parser
 

@@ -1,0 +1,30 @@
+"""`repoformer-lsp eval --smoke`: real projects, real model, the full report (a few minutes)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.model
+def test_eval_smoke_writes_a_complete_report(tmp_path: Path):
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "lsp_server.cli", "eval", "--smoke", "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["modes"]) >= {"never", "always"}
+    assert any(m.startswith("selective") for m in report["modes"])
+    assert report["meta"]["n_tasks"] >= 4
+    assert report["modes"]["always"]["all"]["retrieve_share"] > 0
+    assert report["modes"]["never"]["all"]["retrieve_share"] == 0
+    assert report["live_selective_check"]["n"] >= 1
+    assert (out / "report.md").read_text().startswith("# Evaluation report")
+    assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    # Resumable: a second run finds every task done and only rewrites the report.
+    lines_before = (out / "results.jsonl").read_text().count("\n")
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0
+    assert (out / "results.jsonl").read_text().count("\n") == lines_before
