@@ -167,8 +167,10 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     lines = [
         f"# Evaluation report ({meta['date']}, {meta['cpu']}, {meta['cores']} cores)",
         "",
-        f"Model: {meta['model']}; tasks: {meta['n_tasks']} from {len(meta['repos'])} projects "
-        f"(seed {meta['seed']}). EM/ES as in RepoEval (first N non-blank lines).",
+        f"Model: {meta['model_name']}; tasks: {meta['n_tasks']} done of "
+        f"{meta.get('n_tasks_planned', meta['n_tasks'])} sampled from {len(meta['repos'])} "
+        f"projects (seed {meta['seed']}). EM/ES as in RepoEval (first N non-blank lines); "
+        "selective rows are scored offline from the never/always runs.",
         "",
         "| model | mode | "
         + " | ".join(f"{t} EM/ES" for t in TASK_TYPES)
