@@ -78,9 +78,14 @@ def build_report(
         "never": _summary([_plain(r, "never") for r in rows], types),
         "always": _summary([_plain(r, "always") for r in rows], types),
     }
-    sel_default = [_selective(r, default_threshold) for r in rows]
+    # With a separate policy model (plug-and-play), it is the one that decides.
+    decider = "policy" if rows and all("policy_p_retrieve" in r for r in rows) else "p_retrieve"
+    sel_default = [_selective(r, default_threshold, decider) for r in rows]
     modes[f"selective (T={default_threshold})"] = _summary(sel_default, types)
-    sweep = {str(t): _summary([_selective(r, t) for r in rows], types)["all"] for t in THRESHOLDS}
+    sweep = {
+        str(t): _summary([_selective(r, t, decider) for r in rows], types)["all"]
+        for t in THRESHOLDS
+    }
     always_mean = modes["always"]["all"]["latency_ms_mean"]
     for summary in modes.values():
         summary["all"]["speedup_vs_always"] = always_mean / summary["all"]["latency_ms_mean"]
@@ -102,6 +107,7 @@ def build_report(
     jac = [max([c["score"] for c in r["always"]["chunks"]], default=0.0) for r in rows]
     decision: dict[str, Any] = {
         "oracle_positive_rate": float(np.mean(labels)),
+        "selective_decided_by": "policy model" if decider == "policy" else "generator confidence",
         "auroc_confidence_policy": auroc(p, labels),
         "auroc_best_jaccard": auroc(jac, labels),
         f"confidence_policy_T={default_threshold}": decision_quality(

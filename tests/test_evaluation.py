@@ -50,3 +50,47 @@ def test_api_tasks_call_code_defined_in_another_file(workspace: Path, kind: str)
     tasks = [t for t in sample_tasks("fixture", workspace, per_type=5, seed=1) if t.type == kind]
     assert tasks
     assert all("(" in t.target for t in tasks)
+
+
+def _row(kind: str, es_never: float, es_always: float, p: float, policy: float | None) -> dict:
+    timings = {"decision": 10.0, "retrieval": 1.0, "prefill": 50.0, "generation": 20.0}
+    row = {
+        "id": f"{kind}-{es_never}-{p}",
+        "type": kind,
+        "never": {
+            "es": es_never,
+            "em": False,
+            "p_retrieve": p,
+            "retrieved": False,
+            "chunks": [],
+            "timings_ms": {**timings, "total": 100.0},
+        },
+        "always": {
+            "es": es_always,
+            "em": False,
+            "p_retrieve": None,
+            "retrieved": True,
+            "chunks": [{"score": 0.5}],
+            "timings_ms": {**timings, "total": 200.0},
+        },
+    }
+    if policy is not None:
+        row["policy_p_retrieve"] = policy
+    return row
+
+
+def test_report_scores_selective_offline_and_lets_a_policy_model_decide():
+    from evaluation.report import build_report
+
+    rows = [_row("line", 10, 90, 0.9, 0.1), _row("line", 80, 20, 0.1, 0.9)]
+    own = build_report(
+        [{k: v for k, v in r.items() if k != "policy_p_retrieve"} for r in rows], {}, 0.5
+    )
+    sel = own["modes"]["selective (T=0.5)"]["all"]
+    assert sel["es"] == 85.0 and sel["retrieve_share"] == 0.5  # right both times
+    assert sel["latency_ms_mean"] == (10 + 200 + 100) / 2
+    assert own["decision_quality"]["auroc_confidence_policy"] == 1.0
+    by_policy = build_report(rows, {}, 0.5)
+    assert by_policy["decision_quality"]["selective_decided_by"] == "policy model"
+    assert by_policy["modes"]["selective (T=0.5)"]["all"]["es"] == 15.0  # wrong both times
+    assert by_policy["decision_quality"]["auroc_policy_model"] == 0.0
