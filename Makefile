@@ -25,8 +25,8 @@ demo: model
 	$(BIN)/repoformer-lsp demo --workspace examples/workspace
 
 lint: $(STAMP)
-	$(BIN)/ruff check lsp_server retrieval models evaluation tests
-	$(BIN)/ruff format --check lsp_server retrieval models evaluation tests
+	$(BIN)/ruff check repoformer_cli lsp_server retrieval models evaluation tests
+	$(BIN)/ruff format --check repoformer_cli lsp_server retrieval models evaluation tests
 	$(BIN)/mypy
 
 test: model lint

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from models.generation import LlamaGenerator, PassStats
-from models.prompt import Prompt, PromptBudget, build_prompt
+from models.prompt import FimContext, Prompt, PromptBudget, build_prompt, fim_context
 from models.shape import CompletionShape
 from retrieval.index import ScoredChunk
 from retrieval.workspace_index import WorkspaceIndex
@@ -77,7 +77,6 @@ class CompletionResult:
 class _Pass:
     text: str
     stats: PassStats
-    first_line_logprobs: list[float]
     abandoned: bool = False
 
 
@@ -115,6 +114,7 @@ class CompletionEngine:
         p_retrieve: float | None = None
         chunks: list[ScoredChunk] = []
         final_prompt: Prompt
+        context = fim_context(self.generator, left, right, options.budget)
 
         def retrieve() -> list[ScoredChunk]:
             t = time.perf_counter()
@@ -125,10 +125,10 @@ class CompletionEngine:
         with self.generator.lock:
             if options.mode == "always":
                 chunks = retrieve()
-                final_prompt = self._prompt(request, left, right, options, chunks)
+                final_prompt = self._prompt(request, context, options, chunks)
                 result = self._run(final_prompt, shape, max_tokens, is_cancelled)
             else:
-                final_prompt = self._prompt(request, left, right, options, [])
+                final_prompt = self._prompt(request, context, options, [])
                 decided: dict[str, Any] = {}
 
                 def decide(logprobs: list[float]) -> bool:
@@ -147,7 +147,7 @@ class CompletionEngine:
                 if result.abandoned:
                     timings["prefill"] += result.stats.prefill_ms
                     timings["generation"] += result.stats.generation_ms
-                    final_prompt = self._prompt(request, left, right, options, chunks)
+                    final_prompt = self._prompt(request, context, options, chunks)
                     result = self._run(final_prompt, shape, max_tokens, is_cancelled)
         text = result.text
         if indent:
@@ -204,16 +204,14 @@ class CompletionEngine:
     def _prompt(
         self,
         request: CompletionRequest,
-        left: str,
-        right: str,
+        context: FimContext,
         options: CompletionOptions,
         chunks: list[ScoredChunk],
     ) -> Prompt:
         root = self.index.root if self.index is not None else request.path.parent
         return build_prompt(
             self.generator,
-            left=left,
-            right=right,
+            context=context,
             budget=options.budget,
             chunks=chunks,
             chunk_paths=[self._display_path(c.chunk.path) for c in chunks],
@@ -256,13 +254,13 @@ class CompletionEngine:
                     first_line_done = True
                     assert on_first_line is not None
                     if on_first_line(logprobs):
-                        return _Pass(text, stats, logprobs, abandoned=True)
+                        return _Pass(text, stats, abandoned=True)
             cut = shape.cut(text, finished=False)
             if cut is not None:
                 break
         if not first_line_done:
             assert on_first_line is not None
             if on_first_line(logprobs):
-                return _Pass(text, stats, logprobs, abandoned=True)
+                return _Pass(text, stats, abandoned=True)
         final = cut if cut is not None else shape.cut(text, finished=True)
-        return _Pass(final or "", stats, logprobs)
+        return _Pass(final or "", stats)

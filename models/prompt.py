@@ -86,21 +86,41 @@ def render_chunk(chunk: ScoredChunk, rel_path: str, cfc_format: str) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class FimContext:
+    """The current file's part of the prompt, tokenized once per request."""
+
+    left_ids: list[int]
+    right_ids: list[int]
+
+
+def fim_context(tok: Tokenizer, left: str, right: str, budget: PromptBudget) -> FimContext:
+    return FimContext(
+        _keep_last_lines(tok, left, budget.left_tokens),
+        _keep_first_lines(tok, right, budget.right_tokens),
+    )
+
+
 def build_prompt(
     tok: Tokenizer,
     *,
-    left: str,
-    right: str,
+    left: str = "",
+    right: str = "",
     budget: PromptBudget,
+    context: FimContext | None = None,
     chunks: Sequence[ScoredChunk] = (),
     chunk_paths: Sequence[str] = (),
     current_path: str = "",
     repo_name: str = "",
     cfc_format: str = "repo",
 ) -> Prompt:
-    """Token ids of the FIM prompt; `chunk_paths[i]` is the display path of `chunks[i]`."""
-    left_ids = _keep_last_lines(tok, left, budget.left_tokens)
-    right_ids = _keep_first_lines(tok, right, budget.right_tokens)
+    """Token ids of the FIM prompt; `chunk_paths[i]` is the display path of `chunks[i]`.
+
+    Pass `context` (from `fim_context`) to reuse the current file's tokens across the
+    prompts of one request; otherwise `left`/`right` are tokenized here.
+    """
+    context = context or fim_context(tok, left, right, budget)
+    left_ids, right_ids = context.left_ids, context.right_ids
 
     included: list[tuple[ScoredChunk, list[int]]] = []
     used = 0

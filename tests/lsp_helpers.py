@@ -13,7 +13,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from lsp_server.server import DECISION_PREFIX
 
-SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server.cli", "serve"])
+SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "repoformer_cli", "serve"])
 
 
 def init_params(root: Path, options: Any = None) -> types.InitializeParams:

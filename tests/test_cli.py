@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-m", "lsp_server.cli"]
+CLI = [sys.executable, "-m", "repoformer_cli"]
 
 
 def test_bad_position_is_a_clear_error(tmp_path: Path):

@@ -21,7 +21,7 @@ class RawClient:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lsp_server.cli", "serve"],
+            [sys.executable, "-m", "repoformer_cli", "serve"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -75,7 +75,7 @@ async def _demo(workspace: Path) -> int:
     def show_message(params: types.ShowMessageParams) -> None:
         print(f"  [server message] {params.message}", file=sys.stderr)
 
-    await client.start_io(sys.executable, "-m", "lsp_server.cli", "serve")
+    await client.start_io(sys.executable, "-m", "repoformer_cli", "serve")
     capabilities = types.ClientCapabilities(
         workspace=types.WorkspaceClientCapabilities(configuration=True),
         window=types.WindowClientCapabilities(work_done_progress=True),

@@ -153,7 +153,7 @@ def _claim_stdio() -> tuple[BinaryIO, BinaryIO]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from lsp_server.demo import run_demo
+    from repoformer_cli.demo import run_demo
 
     return run_demo(Path(args.workspace).resolve())
 
