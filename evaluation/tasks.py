@@ -105,8 +105,15 @@ def _make(repo: str, kind: str, f: _File, start: int, end: int, n: int) -> Task:
     return Task(f"{repo}:{kind}:{n}", repo, kind, f.rel, start, end, target)
 
 
-def sample_tasks(repo: str, root: Path, per_type: int, seed: int) -> list[Task]:
-    """Up to `per_type` tasks of each type from one project, the same for the same seed."""
+def sample_tasks(
+    repo: str,
+    root: Path,
+    per_type: int | dict[str, int],
+    seed: int,
+) -> list[Task]:
+    """Up to `per_type` tasks of each type (or as many as a dict says, per type) from one
+    project, the same for the same seed."""
+    counts = per_type if isinstance(per_type, dict) else dict.fromkeys(TASK_TYPES, per_type)
     rng = np.random.default_rng([seed, zlib.crc32(repo.encode())])
     files = _parse(source_files(root))
     defined: dict[str, set[str]] = {}
@@ -141,7 +148,7 @@ def sample_tasks(repo: str, root: Path, per_type: int, seed: int) -> list[Task]:
         pool = pools[kind]
         if not pool:
             continue
-        picks = rng.choice(len(pool), size=min(per_type, len(pool)), replace=False)
+        picks = rng.choice(len(pool), size=min(counts.get(kind, 0), len(pool)), replace=False)
         for n, idx in enumerate(sorted(int(p) for p in picks)):
             f, start, end = pool[idx]
             if kind == "chunk":

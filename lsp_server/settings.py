@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from models.decision import POLICIES
 from models.engine import MODES, CompletionOptions
 
 SECTION = "repoformer"
@@ -69,6 +70,11 @@ def _float(lo: float, hi: float) -> Any:
     return check
 
 
+def _threshold(v: Any) -> float | None:
+    """A probability, or null for the policy's default (the model's calibrated one)."""
+    return None if v is None else _float(0.0, 1.0)(v)
+
+
 def _choice(*allowed: str) -> Any:
     def check(v: Any) -> str:
         if v not in allowed:
@@ -101,7 +107,8 @@ def _patterns(v: Any) -> tuple[str, ...]:
 # key -> (validator, where it goes: "completion.<field>", "budget.<field>" or a Settings field)
 _KEYS: dict[str, tuple[Any, str]] = {
     "retrieval.mode": (_choice(*MODES), "completion.mode"),
-    "retrieval.threshold": (_float(0.0, 1.0), "completion.threshold"),
+    "retrieval.policy": (_choice(*POLICIES), "completion.policy"),
+    "retrieval.threshold": (_threshold, "completion.threshold"),
     "retrieval.top_k": (_int(0, 50), "completion.top_k"),
     "retrieval.query_lines": (_int(1, 200), "completion.query_lines"),
     "retrieval.cfc_format": (_choice("repo", "comment"), "completion.cfc_format"),

@@ -1,28 +1,30 @@
 """One completion request end to end: retrieval decision, retrieval, prompt, generation.
 
-Used by the language server, the `complete` command and the evaluation harness alike,
-so all three measure the same code.
+Used by the language server, the `complete` command, the evaluation harness and the
+training pipeline alike, so all of them measure the same code.
 
 Retrieval modes:
 - `never`: generate from the current file only.
 - `always`: retrieve the top-k chunks of other files and generate with them.
-- `selective`: start generating without cross-file context; when the first line is done,
-  decide from that same pass. The confidence policy (used until a model carries a trained
-  retrieve token) sets p_retrieve = 1 - exp(mean log-prob of the first line's tokens):
-  retrieve iff p_retrieve > threshold. When it does not retrieve, the generation simply
-  continues, so the decision costs nothing extra; when it retrieves, the first pass is
-  abandoned and a second one runs with the chunks in the prompt.
+- `selective`: start generating without cross-file context and decide from that same
+  pass (see `models.decision`). With a model that carries a learned retrieve token the
+  decision is read at the end of the prefill, before the first token; otherwise the
+  confidence of the first generated line decides. Not retrieving simply continues the
+  pass, so the decision costs nothing extra; retrieving abandons it and runs a second
+  pass with the chunks in the prompt.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
+from models.decision import POLICIES, confidence_probability
 from models.generation import LlamaGenerator, PassStats
 from models.prompt import FimContext, Prompt, PromptBudget, build_prompt, fim_context
 from models.shape import CompletionShape
@@ -31,6 +33,7 @@ from retrieval.workspace_index import WorkspaceIndex
 
 Mode = Literal["selective", "always", "never"]
 MODES: tuple[Mode, ...] = ("selective", "always", "never")
+CONFIDENCE_THRESHOLD = 0.5  # the confidence policy's default threshold
 
 
 class Cancelled(Exception):
@@ -40,7 +43,10 @@ class Cancelled(Exception):
 @dataclass(frozen=True, kw_only=True)
 class CompletionOptions:
     mode: Mode = "selective"
-    threshold: float = 0.5
+    # auto: the model's retrieve token with its calibrated threshold when it has one,
+    # else the confidence policy. threshold None: the policy's default.
+    policy: str = "auto"
+    threshold: float | None = None
     top_k: int = 4
     query_lines: int = 10
     budget: PromptBudget = field(default_factory=PromptBudget)
@@ -48,6 +54,7 @@ class CompletionOptions:
     max_tokens_line: int = 48
     max_tokens_block: int = 128
     max_lines: int = 8
+    capture_decision_logits: bool = False  # for the training pipeline
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class CompletionRequest:
     line: int  # 0-based
     character: int  # 0-based, in Python characters (code points)
     uri: str = ""
+    query: str | None = None  # overrides the retrieval query (training's oracle samples)
 
     def split(self) -> tuple[str, str]:
         """(text before the cursor, text after it); positions past the end are clamped."""
@@ -71,6 +79,8 @@ class CompletionRequest:
 class CompletionResult:
     text: str
     record: dict[str, Any]
+    # Logits at the decision position of the no-retrieval pass, when asked for.
+    decision_logits: np.ndarray | None = None
 
 
 @dataclass
@@ -111,16 +121,47 @@ class CompletionEngine:
         shape = CompletionShape.at_cursor(left, right, options.max_lines)
         max_tokens = options.max_tokens_block if shape.multiline else options.max_tokens_line
         timings = {"decision": 0.0, "retrieval": 0.0, "prefill": 0.0, "generation": 0.0}
+        policy, threshold = self.policy(options)
         p_retrieve: float | None = None
         chunks: list[ScoredChunk] = []
+        captured: dict[str, Any] = {}
         final_prompt: Prompt
         context = fim_context(self.generator, left, right, options.budget)
+        head = self.generator.retrieve_head
 
         def retrieve() -> list[ScoredChunk]:
             t = time.perf_counter()
             found = self._retrieve(request, left, options)
             timings["retrieval"] += (time.perf_counter() - t) * 1000
             return found
+
+        def decide_at_prefill(logits: np.ndarray) -> bool:
+            """The retrieve token's policy, before the first token; True abandons the pass."""
+            nonlocal p_retrieve, chunks
+            if options.capture_decision_logits:
+                captured["logits"] = logits.copy()
+            if options.mode != "selective" or policy == "confidence" or head is None:
+                return False
+            found = retrieve() if head.jaccard_weight else []
+            best = found[0].score if found else 0.0
+            p_retrieve = head.probability(logits, best)
+            captured["decided_at"] = time.perf_counter()
+            if p_retrieve <= threshold:
+                return False
+            chunks = found or retrieve()
+            return bool(chunks)
+
+        def decide_at_first_line(logprobs: list[float]) -> bool:
+            """The confidence policy, once the first line is generated; True abandons."""
+            nonlocal p_retrieve, chunks
+            if policy != "confidence" and options.mode == "selective":
+                return False
+            p_retrieve = confidence_probability(logprobs)
+            captured["decided_at"] = time.perf_counter()
+            if options.mode != "selective" or p_retrieve <= threshold:
+                return False
+            chunks = retrieve()
+            return bool(chunks)
 
         with self.generator.lock:
             if options.mode == "always":
@@ -129,21 +170,16 @@ class CompletionEngine:
                 result = self._run(final_prompt, shape, max_tokens, is_cancelled)
             else:
                 final_prompt = self._prompt(request, context, options, [])
-                decided: dict[str, Any] = {}
-
-                def decide(logprobs: list[float]) -> bool:
-                    """Called once the first line is generated; True abandons this pass."""
-                    nonlocal p_retrieve, chunks
-                    p_retrieve = 1.0 - math.exp(sum(logprobs) / max(len(logprobs), 1))
-                    decided["at"] = time.perf_counter()
-                    if options.mode != "selective" or p_retrieve <= options.threshold:
-                        return False
-                    chunks = retrieve()
-                    return bool(chunks)
-
-                result = self._run(final_prompt, shape, max_tokens, is_cancelled, decide)
-                if "at" in decided:
-                    timings["decision"] = (decided["at"] - started) * 1000
+                result = self._run(
+                    final_prompt,
+                    shape,
+                    max_tokens,
+                    is_cancelled,
+                    on_prefill=decide_at_prefill,
+                    on_first_line=decide_at_first_line,
+                )
+                if "decided_at" in captured:
+                    timings["decision"] = (captured["decided_at"] - started) * 1000
                 if result.abandoned:
                     timings["prefill"] += result.stats.prefill_ms
                     timings["generation"] += result.stats.generation_ms
@@ -161,8 +197,8 @@ class CompletionEngine:
             "line": request.line,
             "character": request.character,
             "mode": options.mode,
-            "policy": "confidence" if options.mode == "selective" else options.mode,
-            "threshold": options.threshold if options.mode == "selective" else None,
+            "policy": policy if options.mode == "selective" else options.mode,
+            "threshold": threshold if options.mode == "selective" else None,
             "p_retrieve": None if p_retrieve is None else round(p_retrieve, 4),
             "retrieved": bool(used),
             "chunks": [
@@ -181,7 +217,25 @@ class CompletionEngine:
             "timings_ms": {k: round(v, 1) for k, v in timings.items()},
             "completion_chars": len(text),
         }
-        return CompletionResult(text, record)
+        return CompletionResult(text, record, captured.get("logits"))
+
+    def policy(self, options: CompletionOptions) -> tuple[str, float]:
+        """The policy that decides (`auto` resolved for this model) and its threshold."""
+        head = self.generator.retrieve_head
+        policy = options.policy
+        if policy not in POLICIES:
+            raise ValueError(f"unknown retrieval policy {policy!r}")
+        if policy == "auto":
+            policy = "threshold" if head is not None else "confidence"
+        if policy in ("threshold", "greedy") and head is None:
+            policy = "confidence"  # this model has no retrieve token
+        if policy == "greedy":
+            return policy, 0.5
+        if options.threshold is not None:
+            return policy, options.threshold
+        if policy == "threshold" and head is not None:
+            return policy, head.threshold
+        return policy, CONFIDENCE_THRESHOLD
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -190,7 +244,11 @@ class CompletionEngine:
     ) -> list[ScoredChunk]:
         if self.index is None:
             return []
-        query = retrieval_query(left, options.query_lines)
+        query = (
+            request.query
+            if request.query is not None
+            else retrieval_query(left, options.query_lines)
+        )
         return self.index.search(query, options.top_k, request.path)
 
     def _display_path(self, path: str) -> str:
@@ -226,9 +284,11 @@ class CompletionEngine:
         shape: CompletionShape,
         max_tokens: int,
         is_cancelled: Callable[[], bool],
+        *,
+        on_prefill: Callable[[np.ndarray], bool] | None = None,
         on_first_line: Callable[[list[float]], bool] | None = None,
     ) -> _Pass:
-        """Greedy generation until a stop rule; `on_first_line` may abandon the pass."""
+        """Greedy generation until a stop rule; either hook may abandon the pass."""
         stats = PassStats()
         raw = b""
         logprobs: list[float] = []
@@ -238,7 +298,16 @@ class CompletionEngine:
             raise ValueError("prompt leaves no room to generate; lower the context budgets")
         text = ""
         cut: str | None = None
-        for step in self.generator.greedy(prompt.tokens, budget, stats):
+        abandoned_at_prefill = False
+
+        def prefill_hook(logits: np.ndarray) -> bool:
+            nonlocal abandoned_at_prefill
+            assert on_prefill is not None
+            abandoned_at_prefill = on_prefill(logits)
+            return abandoned_at_prefill
+
+        hook = prefill_hook if on_prefill is not None else None
+        for step in self.generator.greedy(prompt.tokens, budget, stats, hook):
             if is_cancelled():
                 raise Cancelled()
             if step.token in self.generator.stop_tokens:
@@ -258,6 +327,8 @@ class CompletionEngine:
             cut = shape.cut(text, finished=False)
             if cut is not None:
                 break
+        if abandoned_at_prefill:
+            return _Pass("", stats, abandoned=True)
         if not first_line_done:
             assert on_first_line is not None
             if on_first_line(logprobs):

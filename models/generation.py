@@ -12,12 +12,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from models.decision import RetrieveHead
 from models.files import ModelFileError, check_gguf
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,14 @@ class LlamaGenerator:
             tid = self._lookup_special(name)
             if tid is not None:
                 self.stop_tokens.add(tid)
+        # A learned retrieve token (training/) is read at the decision position and never
+        # generated.
+        head = RetrieveHead.from_metadata(self.llm.metadata)
+        if head is not None and not 0 <= head.token_id < self.n_vocab:
+            log.warning("ignoring retrieve token %d: outside the vocabulary", head.token_id)
+            head = None
+        self.retrieve_head = head
+        self.never_generate = [] if self.retrieve_head is None else [self.retrieve_head.token_id]
 
     def _lookup_special(self, name: str) -> int | None:
         if name not in self._special:
@@ -127,9 +136,17 @@ class LlamaGenerator:
         ptr = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def greedy(self, prompt: list[int], max_tokens: int, stats: PassStats) -> Iterator[Step]:
+    def greedy(
+        self,
+        prompt: list[int],
+        max_tokens: int,
+        stats: PassStats,
+        on_prefill: Callable[[np.ndarray], bool] | None = None,
+    ) -> Iterator[Step]:
         """Yield greedy tokens after `prompt`, reusing the cached common prefix.
 
+        `on_prefill` sees the logits at the end of the prompt (the decision position)
+        before any token is chosen; returning True ends the pass there, at no further cost.
         The caller must hold `self.lock` for the whole iteration.
         """
         if len(prompt) + max_tokens > self.n_ctx:
@@ -148,8 +165,12 @@ class LlamaGenerator:
         stats.prefill_ms = (time.perf_counter() - started) * 1000
         gen_started = time.perf_counter()
         try:
+            if on_prefill is not None and on_prefill(self._last_logits()):
+                return
             for _ in range(max_tokens):
                 logits = self._last_logits()
+                if self.never_generate:
+                    logits[self.never_generate] = -np.inf  # llama.cpp's buffer, rewritten per eval
                 token = int(np.argmax(logits))
                 top = float(logits[token])
                 logprob = -float(np.log(np.exp(logits - top).sum()))

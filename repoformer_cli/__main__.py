@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lsp_server.settings import Settings, parse_settings
-from models.engine import MODES, CompletionEngine, CompletionOptions, CompletionRequest
+from models.decision import POLICIES
+from models.engine import (
+    CONFIDENCE_THRESHOLD,
+    MODES,
+    CompletionEngine,
+    CompletionRequest,
+)
 from models.files import ModelFileError, pull_default_model
 from models.generation import LlamaGenerator
 from retrieval.workspace_index import WorkspaceIndex
@@ -75,6 +81,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
         raw["retrieval.mode"] = args.mode
     if args.threshold is not None:
         raw["retrieval.threshold"] = args.threshold
+    if args.policy:
+        raw["retrieval.policy"] = args.policy
     if args.model_path:
         raw["model.path"] = args.model_path
     settings, errors = parse_settings(raw)
@@ -175,6 +183,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
 
 
+DATASET = Path("training/data/labels.jsonl")
+HEAD = Path("training/data/retrieve_head.json")
+
+
+def cmd_train_label(args: argparse.Namespace) -> int:
+    from training.label import label_blanks, sample_blanks
+
+    tasks, roots = sample_blanks(args.seed)
+    print(f"{len(tasks)} blanks sampled from {len(roots)} training projects", file=sys.stderr)
+    model_path = Path(args.model_path) if args.model_path else pull_default_model()
+    label_blanks(
+        tasks,
+        roots,
+        model_path,
+        Path(args.dataset),
+        limit=args.limit,
+        time_budget_s=args.time_budget,
+        n_threads=args.threads,
+    )
+    return 0
+
+
+def cmd_train_fit(args: argparse.Namespace) -> int:
+    from training.fit import fit_head
+
+    return fit_head(Path(args.dataset), Path(args.head), Path(args.report))
+
+
+def cmd_train_export(args: argparse.Namespace) -> int:
+    from training.export import export_model
+
+    base = Path(args.model_path) if args.model_path else pull_default_model()
+    out = export_model(base, Path(args.head), Path(args.out) if args.out else None)
+    print(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repoformer-lsp", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -189,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--workspace", help="folder to retrieve from (default: the git root)")
     complete.add_argument("--mode", choices=MODES)
     complete.add_argument("--threshold", type=float)
+    complete.add_argument("--policy", choices=POLICIES)
     complete.add_argument("--model-path", help="a GGUF file instead of the default model")
     complete.add_argument("--json", action="store_true", help="print the decision record too")
     complete.set_defaults(func=cmd_complete)
@@ -210,13 +256,36 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="benchmarks/results/eval-latest")
     ev.add_argument("--model-path", help="generator GGUF (default: the default model)")
     ev.add_argument("--policy-model", help="a separate GGUF that decides (plug-and-play)")
-    ev.add_argument("--threshold", type=float, default=CompletionOptions().threshold)
+    ev.add_argument("--threshold", type=float, default=CONFIDENCE_THRESHOLD)
     ev.add_argument("--live", type=int, default=2, help="tasks also run through live selective")
     ev.add_argument("--repo", action="append", help="pinned requirement(s) instead of the list")
     ev.add_argument(
         "--report-only", action="store_true", help="rebuild the report from the results so far"
     )
     ev.set_defaults(func=cmd_eval)
+
+    train = sub.add_parser("train", help="the Repoformer training pipeline (retrieve token)")
+    train_sub = train.add_subparsers(dest="train_command", required=True)
+    label = train_sub.add_parser(
+        "label", help="sample blanks, simulate RAG, append labels (resumable)"
+    )
+    label.add_argument("--dataset", default=str(DATASET))
+    label.add_argument("--seed", type=int, default=20240)
+    label.add_argument("--limit", type=int, help="label at most this many new blanks")
+    label.add_argument("--time-budget", type=float, help="stop after this many seconds")
+    label.add_argument("--threads", type=int, help="llama.cpp threads (default: all cores)")
+    label.add_argument("--model-path", help="base GGUF (default: the default model)")
+    label.set_defaults(func=cmd_train_label)
+    fit = train_sub.add_parser("fit", help="train the retrieve token's row and calibrate it")
+    fit.add_argument("--dataset", default=str(DATASET))
+    fit.add_argument("--head", default=str(HEAD), help="where to write the learned head")
+    fit.add_argument("--report", default="benchmarks/results/retrieve-head")
+    fit.set_defaults(func=cmd_train_fit)
+    export = train_sub.add_parser("export", help="write the head into a GGUF and verify it")
+    export.add_argument("--head", default=str(HEAD))
+    export.add_argument("--model-path", help="base GGUF (default: the default model)")
+    export.add_argument("--out", help="output GGUF (default: next to the base)")
+    export.set_defaults(func=cmd_train_export)
     return parser
 
 

@@ -20,6 +20,10 @@ def save_items(path: Path, items: list[Item]) -> None:
         writer.writeheader()
         for item in items:
             writer.writerow(
-                {"sku": item.sku, "name": item.name,
-                 "unit_price_cents": item.unit_price_cents, "quantity": item.quantity}
+                {
+                    "sku": item.sku,
+                    "name": item.name,
+                    "unit_price_cents": item.unit_price_cents,
+                    "quantity": item.quantity,
+                }
             )

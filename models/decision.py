@@ -1,0 +1,96 @@
+"""Retrieval decisions: the model's learned retrieve token, or its own confidence.
+
+A Repoformer-trained GGUF carries a `<|retrieve|>` token whose row in `output.weight`
+was learned (see `training/`). Its logit is read at the decision position, the last
+token of the no-retrieval prompt `<|fim_prefix|>LEFT<|fim_suffix|>RIGHT<|fim_middle|>`,
+from the same forward pass that starts generating without retrieval, so deciding costs
+no extra prefill. Two cheap signals available at that moment may join it (their weights
+are stored next to the token; zero means unused):
+
+    p_retrieve = sigmoid(logit_retrieve + bias + w_j * best_jaccard + w_c * first_logprob)
+
+where `first_logprob` is the log-probability of the model's own first token (the other
+logits, the retrieve token excluded). SelectiveT retrieves iff p_retrieve > threshold
+(calibrated, stored in the GGUF); SelectiveG iff the retrieve token wins the two-way
+choice against continuing, i.e. p_retrieve > 0.5.
+
+Models without the token fall back to the confidence policy: generate the first line
+without retrieval and set p_retrieve = 1 - exp(mean log-prob of its tokens).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+TOKEN_TEXT = "<|retrieve|>"
+KEY_PREFIX = "repoformer.retrieve."
+POSITION = "last token of <|fim_prefix|>LEFT<|fim_suffix|>RIGHT<|fim_middle|> (no retrieval)"
+POLICIES = ("auto", "threshold", "greedy", "confidence")
+
+
+@dataclass(frozen=True)
+class RetrieveHead:
+    token_id: int
+    bias: float
+    jaccard_weight: float
+    confidence_weight: float
+    threshold: float  # SelectiveT's calibrated threshold
+
+    def metadata(self) -> dict[str, float | int | str]:
+        return {
+            KEY_PREFIX + "token_id": self.token_id,
+            KEY_PREFIX + "bias": self.bias,
+            KEY_PREFIX + "jaccard_weight": self.jaccard_weight,
+            KEY_PREFIX + "confidence_weight": self.confidence_weight,
+            KEY_PREFIX + "threshold": self.threshold,
+            KEY_PREFIX + "position": POSITION,
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str]) -> RetrieveHead | None:
+        """The head stored in a GGUF's metadata (llama-cpp-python gives strings), or None."""
+        if KEY_PREFIX + "token_id" not in meta:
+            return None
+        try:
+            return cls(
+                token_id=int(meta[KEY_PREFIX + "token_id"]),
+                bias=float(meta[KEY_PREFIX + "bias"]),
+                jaccard_weight=float(meta.get(KEY_PREFIX + "jaccard_weight", 0.0)),
+                confidence_weight=float(meta.get(KEY_PREFIX + "confidence_weight", 0.0)),
+                threshold=float(meta[KEY_PREFIX + "threshold"]),
+            )
+        except (KeyError, ValueError):
+            return None
+
+    def probability(self, logits: np.ndarray, best_jaccard: float) -> float:
+        """p_retrieve from the decision position's logits (retrieve token included)."""
+        retrieve_logit = float(logits[self.token_id])
+        z = retrieve_logit + self.bias + self.jaccard_weight * best_jaccard
+        if self.confidence_weight:
+            z += self.confidence_weight * first_token_logprob(logits, self.token_id)
+        return sigmoid(z)
+
+
+def first_token_logprob(logits: np.ndarray, exclude: int | None = None) -> float:
+    """Log-probability of the argmax token, optionally leaving one token out."""
+    values = logits.astype(np.float64, copy=True)
+    if exclude is not None:
+        values[exclude] = -np.inf
+    top = float(values.max())
+    return -math.log(float(np.exp(values - top).sum()))
+
+
+def confidence_probability(line_logprobs: list[float]) -> float:
+    """The confidence policy: 1 - exp(mean log-prob of the first generated line)."""
+    return 1.0 - math.exp(sum(line_logprobs) / max(len(line_logprobs), 1))
+
+
+def sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)

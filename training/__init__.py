@@ -1,0 +1,1 @@
+"""The Repoformer training pipeline: self-supervised labels, a learned retrieve token."""

@@ -1,0 +1,209 @@
+"""Steps 1-3: sample blanks from the training projects, retrieve, simulate RAG, label.
+
+Each blank is completed twice by the base model through the production engine (the
+server's prompt code and stop rules): without and with cross-file context. The label
+is positive iff retrieval raised the edit similarity (ES) of the completion. The
+no-retrieval pass also yields, at no extra cost, what the decision will see at run time:
+the final hidden state at the decision position (recovered from its logits), the log-prob
+of the model's first token, and the first line's confidence; plus the best Jaccard score
+of the run-time retrieval query.
+
+One JSON line per blank is appended to the dataset, so a run can be stopped at any
+moment and resumed; every run adds the blanks not yet labelled.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sys
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.metrics import edit_similarity
+from evaluation.repos import fetch_repo, repo_lists
+from evaluation.runner import done_ids, request_for
+from evaluation.tasks import Task, sample_tasks
+from models.decision import first_token_logprob
+from models.engine import CompletionEngine, CompletionOptions, retrieval_query
+from models.prompt import PromptBudget
+from retrieval.workspace_index import WorkspaceIndex
+from training.hidden import HiddenFromLogits
+
+log = logging.getLogger(__name__)
+
+# Blanks per training project: chunks and function bodies, 2:1 as in the paper's data.
+CHUNKS_PER_REPO = 100
+FUNCTIONS_PER_REPO = 50
+SEED = 20240
+MAX_LINES = 8  # the server's default: the label measures what the server would show
+# Shorter than the server's default budgets: prefill dominates labelling (about 120
+# tokens/s here), and these halve it. Recorded in every row.
+LABEL_BUDGET = PromptBudget(left_tokens=256, right_tokens=128, cfc_tokens=256)
+
+
+def sample_blanks(seed: int = SEED) -> tuple[list[Task], dict[str, Path]]:
+    """Chunk and function blanks of every training project, interleaved across projects
+    (so a partial run covers all of them), the same for the same seed."""
+    per_repo: list[list[Task]] = []
+    roots: dict[str, Path] = {}
+    for req in repo_lists()["train"]:
+        root = fetch_repo(req)
+        roots[req] = root
+        counts = {"chunk": CHUNKS_PER_REPO, "function": FUNCTIONS_PER_REPO}
+        tasks = sample_tasks(req, root, counts, seed)
+        rng = np.random.default_rng([seed, zlib.crc32(req.encode())])
+        per_repo.append([tasks[i] for i in rng.permutation(len(tasks))])
+    interleaved = [t for group in _round_robin(per_repo) for t in group]
+    return interleaved, roots
+
+
+def _round_robin(groups: list[list[Task]]) -> Iterator[list[Task]]:
+    for i in range(max((len(g) for g in groups), default=0)):
+        yield [g[i] for g in groups if i < len(g)]
+
+
+def is_oracle(task: Task) -> bool:
+    """Half of the blanks put the target into the retrieval query, as in the paper."""
+    return zlib.crc32(task.id.encode()) % 2 == 1
+
+
+def scored_target(task: Task) -> str:
+    lines = [ln for ln in task.target.split("\n") if ln.strip()]
+    return "\n".join(lines[:MAX_LINES])
+
+
+def encode_vector(v: np.ndarray) -> str:
+    return base64.b64encode(v.astype("<f2").tobytes()).decode()
+
+
+def decode_vector(s: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(s), dtype="<f2").astype(np.float32)
+
+
+def label_blank(
+    task: Task,
+    root: Path,
+    engine: CompletionEngine,
+    hidden: HiddenFromLogits,
+    base: CompletionOptions,
+) -> dict[str, Any]:
+    target = scored_target(task)
+    n_lines = max(1, target.count("\n") + 1)
+    opts = replace(base, max_lines=n_lines, capture_decision_logits=True)
+    request = request_for(task, root)
+    left, _ = request.split()
+    runtime_query = retrieval_query(left, opts.query_lines)
+    assert engine.index is not None
+    runtime_hits = engine.index.search(runtime_query, 1, request.path)
+    oracle = is_oracle(task)
+    if oracle:
+        request = replace(request, query=runtime_query + "\n" + task.target)
+
+    never = engine.complete(request, replace(opts, mode="never"))
+    always = engine.complete(request, replace(opts, mode="always"))
+    assert never.decision_logits is not None
+    logits = never.decision_logits
+    es_never = edit_similarity(never.text, target)
+    es_always = edit_similarity(always.text, target)
+    return {
+        **task.as_dict(),
+        "oracle": oracle,
+        "scored_lines": n_lines,
+        "never": never.text,
+        "always": always.text,
+        "es_never": round(es_never, 3),
+        "es_always": round(es_always, 3),
+        "label": es_always - es_never > 0,
+        "retrieved": bool(always.record["chunks"]),
+        "chunks": always.record["chunks"],
+        "best_jaccard": round(runtime_hits[0].score, 4) if runtime_hits else 0.0,
+        "first_logprob": round(first_token_logprob(logits), 4),
+        "line_confidence": never.record["p_retrieve"],
+        "prompt_tokens": [never.record["prompt_tokens"], always.record["prompt_tokens"]],
+        "timings_ms": [never.record["timings_ms"], always.record["timings_ms"]],
+        "budget": [opts.budget.left_tokens, opts.budget.right_tokens, opts.budget.cfc_tokens],
+        "hidden": encode_vector(hidden.hidden(logits)),
+    }
+
+
+def label_blanks(
+    tasks: Iterable[Task],
+    roots: dict[str, Path],
+    model_path: Path,
+    dataset: Path,
+    *,
+    limit: int | None = None,
+    time_budget_s: float | None = None,
+    n_threads: int | None = None,
+) -> int:
+    """Label blanks not yet in `dataset`; stop after `limit` new ones or the time budget."""
+    from models.generation import LlamaGenerator
+
+    finished = done_ids(dataset)
+    todo = [t for t in tasks if t.id not in finished]
+    if limit is not None:
+        todo = todo[:limit]
+    if not todo:
+        print(f"all {len(finished)} blanks already labelled in {dataset}", file=sys.stderr)
+        return 0
+    generator = LlamaGenerator(model_path, n_threads=n_threads)
+    if generator.retrieve_head is not None:
+        raise ValueError(f"{model_path} already carries a retrieve token: label with the base")
+    hidden = HiddenFromLogits.from_gguf(model_path)
+    base = CompletionOptions(budget=LABEL_BUDGET)
+    indexes: dict[str, WorkspaceIndex] = {}
+    dataset.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    done = 0
+    positives = sum(1 for row in _rows(dataset) if row.get("label"))
+    with dataset.open("a") as out:
+        for task in todo:
+            if time_budget_s is not None and time.monotonic() - started > time_budget_s:
+                break
+            if task.repo not in indexes:
+                indexes[task.repo] = WorkspaceIndex(roots[task.repo])
+                indexes[task.repo].build()
+            engine = CompletionEngine(generator, indexes[task.repo])
+            try:
+                row = label_blank(task, roots[task.repo], engine, hidden, base)
+            except (OSError, ValueError) as exc:  # an unreadable file or a too-long prompt
+                log.warning("skipping %s: %s", task.id, exc)
+                continue
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+            done += 1
+            positives += row["label"]
+            total = len(finished) + done
+            rate = (time.monotonic() - started) / done
+            print(
+                f"[{total}] {task.id} ES {row['es_never']:.0f} -> {row['es_always']:.0f} "
+                f"label={int(row['label'])} positives {positives}/{total} ({rate:.1f} s/blank)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return done
+
+
+def _rows(dataset: Path) -> Iterator[dict[str, Any]]:
+    if not dataset.exists():
+        return
+    for line in dataset.read_text().splitlines():
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
+
+
+def load_dataset(dataset: Path) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for row in _rows(dataset):
+        rows[row["id"]] = row
+    return list(rows.values())
