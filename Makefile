@@ -25,8 +25,8 @@ demo: model
 	$(BIN)/repoformer-lsp demo --workspace examples/workspace
 
 lint: $(STAMP)
-	$(BIN)/ruff check repoformer_cli lsp_server retrieval models evaluation tests
-	$(BIN)/ruff format --check repoformer_cli lsp_server retrieval models evaluation tests
+	$(BIN)/ruff check repoformer_cli lsp_server retrieval models evaluation training tests
+	$(BIN)/ruff format --check repoformer_cli lsp_server retrieval models evaluation training tests
 	$(BIN)/mypy
 
 test: model lint

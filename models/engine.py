@@ -136,17 +136,18 @@ class CompletionEngine:
             return found
 
         def decide_at_prefill(logits: np.ndarray) -> bool:
-            """The retrieve token's policy, before the first token; True abandons the pass."""
+            """The retrieve token's policy, before the first token; True abandons the pass.
+            (In `never` mode it only records what the policy would have decided.)"""
             nonlocal p_retrieve, chunks
             if options.capture_decision_logits:
                 captured["logits"] = logits.copy()
-            if options.mode != "selective" or policy == "confidence" or head is None:
+            if policy == "confidence" or head is None:
                 return False
             found = retrieve() if head.jaccard_weight else []
             best = found[0].score if found else 0.0
             p_retrieve = head.probability(logits, best)
             captured["decided_at"] = time.perf_counter()
-            if p_retrieve <= threshold:
+            if options.mode != "selective" or p_retrieve <= threshold:
                 return False
             chunks = found or retrieve()
             return bool(chunks)
@@ -154,7 +155,7 @@ class CompletionEngine:
         def decide_at_first_line(logprobs: list[float]) -> bool:
             """The confidence policy, once the first line is generated; True abandons."""
             nonlocal p_retrieve, chunks
-            if policy != "confidence" and options.mode == "selective":
+            if policy != "confidence":
                 return False
             p_retrieve = confidence_probability(logprobs)
             captured["decided_at"] = time.perf_counter()
@@ -197,8 +198,8 @@ class CompletionEngine:
             "line": request.line,
             "character": request.character,
             "mode": options.mode,
-            "policy": policy if options.mode == "selective" else options.mode,
-            "threshold": threshold if options.mode == "selective" else None,
+            "policy": policy if options.mode != "always" else "always",
+            "threshold": threshold if options.mode != "always" else None,
             "p_retrieve": None if p_retrieve is None else round(p_retrieve, 4),
             "retrieved": bool(used),
             "chunks": [

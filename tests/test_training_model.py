@@ -1,0 +1,153 @@
+"""The training pipeline with the real default model: hidden states, labels, export.
+
+The exported model is a real GGUF with a `<|retrieve|>` row written by `train export`;
+the engine then decides with that token. (The learned head itself is in
+`training/data/`; here a synthetic row is enough to check the plumbing exactly.)
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluation.tasks import Task
+from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
+from models.files import pull_default_model
+from models.generation import LlamaGenerator, PassStats
+from retrieval.workspace_index import WorkspaceIndex
+from training.export import export_model
+from training.hidden import HiddenFromLogits
+from training.label import decode_vector, label_blank
+
+pytestmark = pytest.mark.model
+
+# The cursor after "result += " (not on a blank line, where the engine would cut the indent)
+PROMPT = (
+    "def total(items):\n    result = 0\n    for item in items:\n        result += ",
+    "\n    return result\n",
+)
+
+
+@pytest.fixture(scope="module")
+def base() -> Path:
+    return pull_default_model()
+
+
+@pytest.fixture(scope="module")
+def hidden(base: Path) -> HiddenFromLogits:
+    return HiddenFromLogits.from_gguf(base)
+
+
+def _decision_logits(generator: LlamaGenerator, left: str, right: str) -> np.ndarray:
+    prompt = [
+        generator.token_id("<|fim_prefix|>"),
+        *generator.tokenize(left),
+        generator.token_id("<|fim_suffix|>"),
+        *generator.tokenize(right),
+        generator.token_id("<|fim_middle|>"),
+    ]
+    captured = {}
+
+    def keep(logits: np.ndarray) -> bool:
+        captured["logits"] = logits.copy()
+        return True
+
+    with generator.lock:
+        list(generator.greedy(prompt, 1, PassStats(), keep))
+    return captured["logits"]
+
+
+def test_hidden_state_recovered_from_logits_matches_llama_cpp_embeddings(base, hidden):
+    import llama_cpp
+
+    llm = llama_cpp.Llama(
+        model_path=str(base),
+        n_ctx=512,
+        n_threads=2,
+        embedding=True,
+        pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE,
+        verbose=False,
+    )
+    text = "<|fim_prefix|>" + PROMPT[0] + "<|fim_suffix|>" + PROMPT[1] + "<|fim_middle|>"
+    llm.eval(llm.tokenize(text.encode(), add_bos=False, special=True))
+    n_vocab, n_embd = llm.n_vocab(), llm.n_embd()
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
+    emb = np.ctypeslib.as_array(llama_cpp.llama_get_embeddings_ith(llm.ctx, -1), shape=(n_embd,))
+    recovered = hidden.hidden(logits.copy())
+    assert np.corrcoef(recovered, emb)[0, 1] > 0.999
+    assert np.linalg.norm(recovered - emb) / np.linalg.norm(emb) < 0.05
+
+
+def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace, base, hidden):
+    path = workspace / "inventory" / "report.py"
+    lines = path.read_text().split("\n")
+    start = next(i for i, ln in enumerate(lines) if ln.strip().startswith("return"))
+    indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
+    task = Task(
+        "ws:chunk:0",
+        "ws",
+        "chunk",
+        "inventory/report.py",
+        start,
+        start + 1,
+        lines[start][len(indent) :],
+    )
+    index = WorkspaceIndex(workspace)
+    index.build()
+    engine = CompletionEngine(LlamaGenerator(base), index)
+    row = label_blank(task, workspace, engine, hidden, CompletionOptions())
+    assert row["label"] == (row["es_always"] > row["es_never"])
+    assert row["retrieved"] and all(c["path"] != task.path for c in row["chunks"])
+    assert decode_vector(row["hidden"]).shape == (896,)
+    assert row["first_logprob"] <= 0 and 0 <= row["line_confidence"] <= 1
+    assert 0 < row["best_jaccard"] <= 1
+
+
+def test_exported_token_is_read_by_the_runtime_and_never_generated(
+    workspace, base, hidden, tmp_path
+):
+    generator = LlamaGenerator(base)
+    h = hidden.hidden(_decision_logits(generator, *PROMPT))
+    # A row whose logit beats every real token at this position (40 vs about 20).
+    head = {
+        "row": (h / float(h @ h) * 40).tolist(),
+        "bias": -38.0,
+        "jaccard_weight": 0.0,
+        "confidence_weight": 0.0,
+        "threshold": 0.5,
+    }
+    head_path = tmp_path / "head.json"
+    head_path.write_text(json.dumps(head))
+    exported = export_model(base, head_path, tmp_path / "patched.gguf")
+    report = json.loads(exported.with_suffix(".verify.json").read_text())
+    assert report["max_abs_p_diff"] < 0.02 and report["max_abs_other_logit_residual"] < 0.5
+
+    patched = LlamaGenerator(exported)
+    assert patched.retrieve_head is not None and patched.retrieve_head.threshold == 0.5
+    logits = _decision_logits(patched, *PROMPT)
+    assert int(np.argmax(logits)) == patched.retrieve_head.token_id
+    assert patched.token_id("<|retrieve|>") == patched.retrieve_head.token_id
+
+    index = WorkspaceIndex(workspace)
+    index.build()
+    path = workspace / "inventory" / "report.py"
+    text = PROMPT[0] + PROMPT[1]
+    request = CompletionRequest(path, text, 3, len("        result += "))
+    never = CompletionOptions(mode="never")
+    plain = CompletionEngine(generator, index).complete(request, never)
+    with_token = CompletionEngine(patched, index).complete(request, never)
+    assert with_token.text == plain.text  # the token is read, never generated
+    assert with_token.record["policy"] == "threshold"
+    assert with_token.record["p_retrieve"] > 0.5 and not with_token.record["retrieved"]
+
+    engine = CompletionEngine(patched, index)
+    chosen = engine.complete(request, CompletionOptions(mode="selective"))
+    assert chosen.record["policy"] == "threshold" and chosen.record["retrieved"]
+    assert chosen.record["timings_ms"]["decision"] > 0
+    skip = engine.complete(request, CompletionOptions(mode="selective", threshold=0.99))
+    assert not skip.record["retrieved"] and skip.text == plain.text
+    fallback = engine.complete(request, CompletionOptions(mode="selective", policy="confidence"))
+    assert fallback.record["policy"] == "confidence"
+    greedy = engine.complete(request, CompletionOptions(mode="selective", policy="greedy"))
+    assert greedy.record["policy"] == "greedy" and greedy.record["threshold"] == 0.5

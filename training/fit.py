@@ -1,0 +1,262 @@
+"""Step 4: learn the retrieve token's output row (and calibrate it) over the frozen model.
+
+The decision loss restricted to one new row of `output.weight` is a logistic regression
+on the final hidden state h at the decision position: p = sigmoid(row . h + bias). Two
+cheap signals may join it (the best Jaccard score of the retrieved chunks and the log-prob
+of the model's first token), each with one weight, stored next to the token.
+
+Validation is leave-one-project-out over the training projects (never the evaluation
+projects). Every candidate (each signal alone, the token alone, the token with the
+signals) is scored on the held-out folds with the same metrics, so each part's
+contribution is visible; the threshold (SelectiveT) is chosen on those held-out
+predictions to maximise the selective edit similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.metrics import auroc, decision_quality
+from training.label import decode_vector, load_dataset
+
+L2_CHOICES = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
+SIGNALS = ("best_jaccard", "first_logprob")
+
+
+@dataclass
+class Data:
+    hidden: np.ndarray  # (n, hidden size)
+    signals: np.ndarray  # (n, len(SIGNALS))
+    line_confidence: np.ndarray
+    labels: np.ndarray
+    es_never: np.ndarray
+    es_always: np.ndarray
+    retrievable: np.ndarray  # the with-context pass found chunks
+    oracle: np.ndarray
+    repos: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> Data:
+        return cls(
+            hidden=np.stack([decode_vector(r["hidden"]) for r in rows]),
+            signals=np.array([[float(r[s]) for s in SIGNALS] for r in rows]),
+            line_confidence=np.array([float(r["line_confidence"] or 0.0) for r in rows]),
+            labels=np.array([bool(r["label"]) for r in rows]),
+            es_never=np.array([r["es_never"] for r in rows], dtype=float),
+            es_always=np.array([r["es_always"] for r in rows], dtype=float),
+            retrievable=np.array([bool(r["retrieved"]) for r in rows]),
+            oracle=np.array([bool(r["oracle"]) for r in rows]),
+            repos=np.array([r["repo"] for r in rows]),
+        )
+
+
+def logistic(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 30) -> np.ndarray:
+    """L2-regularised logistic regression by Newton's method; weights end with the bias."""
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(xb.shape[1])
+    reg = np.full(xb.shape[1], l2)
+    reg[-1] = 0.0  # the bias is not shrunk
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(xb @ w, -30, 30)))
+        grad = xb.T @ (p - y) + reg * w
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(reg + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return w
+
+
+@dataclass
+class Head:
+    """p = sigmoid(row . h + bias + signal_weights . signals)"""
+
+    row: np.ndarray
+    bias: float
+    signal_weights: np.ndarray
+
+    def logits(self, hidden: np.ndarray, signals: np.ndarray) -> np.ndarray:
+        return hidden @ self.row + self.bias + signals @ self.signal_weights
+
+    def probability(self, hidden: np.ndarray, signals: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-self.logits(hidden, signals)))
+
+
+def train_head(
+    hidden: np.ndarray, signals: np.ndarray, y: np.ndarray, l2: float, use_hidden: bool
+) -> Head:
+    """Fit on standardised features, then fold the standardisation back into the row."""
+    parts = [signals]
+    if use_hidden:
+        parts.insert(0, hidden)
+    x = np.hstack(parts) if parts else np.zeros((len(y), 0))
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    w = logistic((x - mean) / std, y.astype(float), l2)
+    coef = w[:-1] / std
+    bias = float(w[-1] - coef @ mean)
+    n_hidden = hidden.shape[1] if use_hidden else 0
+    row = coef[:n_hidden] if use_hidden else np.zeros(hidden.shape[1])
+    return Head(row.astype(np.float32), bias, coef[n_hidden:])
+
+
+CANDIDATES: dict[str, tuple[bool, tuple[str, ...]]] = {
+    # name: (uses the hidden state / the token, signals it combines)
+    "token": (True, ()),
+    "token+jaccard": (True, ("best_jaccard",)),
+    "token+jaccard+first_logprob": (True, SIGNALS),
+}
+
+
+def _signal_columns(data: Data, names: tuple[str, ...]) -> np.ndarray:
+    return data.signals[:, [SIGNALS.index(n) for n in names]]
+
+
+def cross_validate(
+    data: Data, use_hidden: bool, names: tuple[str, ...], l2: float, train_oracle: bool
+) -> np.ndarray:
+    """Held-out probabilities for every row, leaving one project out at a time."""
+    out = np.zeros(len(data.labels))
+    sig = _signal_columns(data, names)
+    for repo in np.unique(data.repos):
+        test = data.repos == repo
+        train = ~test if train_oracle else (~test & ~data.oracle)
+        head = train_head(data.hidden[train], sig[train], data.labels[train], l2, use_hidden)
+        out[test] = head.probability(data.hidden[test], sig[test])
+    return out
+
+
+def selective_es(data: Data, retrieve: np.ndarray) -> float:
+    take = retrieve & data.retrievable
+    return float(np.where(take, data.es_always, data.es_never).mean())
+
+
+def score(data: Data, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    decisions = p > threshold
+    quality = decision_quality(decisions.tolist(), data.labels.tolist())
+    return {
+        "auroc": auroc(p.tolist(), data.labels.tolist()),
+        "threshold": threshold,
+        "f1": quality["f1"],
+        "precision": quality["precision"],
+        "recall": quality["recall"],
+        "retrieve_share": quality["retrieve_share"],
+        "es_selective": selective_es(data, decisions),
+    }
+
+
+def best_threshold(data: Data, p: np.ndarray) -> float:
+    """The threshold with the highest selective ES (ties: the one that retrieves less)."""
+    return max(THRESHOLDS, key=lambda t: (round(selective_es(data, p > t), 6), t))
+
+
+def _subset(data: Data, mask: np.ndarray) -> Data:
+    return Data(**{k: v[mask] for k, v in vars(data).items()})
+
+
+def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
+    rows = load_dataset(dataset)
+    if len(rows) < 50:
+        print(f"error: {len(rows)} labelled blanks in {dataset}; label more first", file=sys.stderr)
+        return 1
+    data = Data.from_rows(rows)
+    runtime = ~data.oracle  # the run-time query: what validation must measure
+    val = _subset(data, runtime)
+    results: dict[str, Any] = {}
+
+    # Single signals need no training: their raw value is the score.
+    for name, raw in (
+        ("confidence (first line)", data.line_confidence),
+        ("best_jaccard", data.signals[:, 0]),
+        ("first_token_uncertainty", -data.signals[:, 1]),
+    ):
+        p = raw[runtime]
+        lo, hi = float(p.min()), float(p.max())
+        scaled = (p - lo) / (hi - lo) if hi > lo else p * 0
+        results[name] = score(val, scaled, best_threshold(val, scaled))
+
+    best: tuple[float, str, float, bool] | None = None
+    for name, (use_hidden, names) in CANDIDATES.items():
+        for train_oracle in (True, False):
+            for l2 in L2_CHOICES:
+                p = cross_validate(data, use_hidden, names, l2, train_oracle)[runtime]
+                key = f"{name} (l2={l2}, oracle rows {'in' if train_oracle else 'out'})"
+                results[key] = score(val, p, best_threshold(val, p))
+                a = results[key]["auroc"] or 0.0
+                if name == "token+jaccard+first_logprob" and (best is None or a > best[0]):
+                    best = (a, key, l2, train_oracle)
+    assert best is not None
+    _, chosen, l2, train_oracle = best
+    train = np.ones(len(data.labels), bool) if train_oracle else runtime
+    head = train_head(data.hidden[train], data.signals[train], data.labels[train], l2, True)
+    threshold = results[chosen]["threshold"]
+    stats = {
+        "rows": len(rows),
+        "runtime_rows": int(runtime.sum()),
+        "positives": int(data.labels.sum()),
+        "positive_share": float(data.labels.mean()),
+        "positive_share_runtime": float(val.labels.mean()),
+        "projects": sorted(set(data.repos.tolist())),
+        "budget": rows[0].get("budget"),
+        "es_never_runtime": float(val.es_never.mean()),
+        "es_always_runtime": float(val.es_always.mean()),
+        "es_oracle_runtime": float(np.maximum(val.es_never, val.es_always).mean()),
+        "dataset_sha256": hashlib.sha256(dataset.read_bytes()).hexdigest(),
+    }
+    head_path.parent.mkdir(parents=True, exist_ok=True)
+    head_path.write_text(
+        json.dumps(
+            {
+                "chosen": chosen,
+                "l2": l2,
+                "threshold": threshold,
+                "bias": head.bias,
+                "jaccard_weight": float(head.signal_weights[0]),
+                "confidence_weight": float(head.signal_weights[1]),
+                "row": [round(float(v), 7) for v in head.row],
+                "stats": stats,
+            }
+        )
+    )
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "cv.json").write_text(
+        json.dumps({"stats": stats, "candidates": results}, indent=1)
+    )
+    _write_markdown(report_dir / "cv.md", stats, results, chosen)
+    print((report_dir / "cv.md").read_text())
+    return 0
+
+
+def _write_markdown(
+    path: Path, stats: dict[str, Any], results: dict[str, Any], chosen: str
+) -> None:
+    lines = [
+        "# Retrieve token: leave-one-project-out validation on the training projects",
+        "",
+        f"Rows {stats['rows']} ({stats['runtime_rows']} with the run-time query), positives "
+        f"{stats['positives']} ({100 * stats['positive_share']:.1f}%; "
+        f"{100 * stats['positive_share_runtime']:.1f}% of run-time rows). Budgets (left, right, "
+        f"cfc tokens) {stats['budget']}.",
+        f"Run-time rows: ES never {stats['es_never_runtime']:.1f}, always "
+        f"{stats['es_always_runtime']:.1f}, best of both {stats['es_oracle_runtime']:.1f}.",
+        "",
+        f"Chosen: **{chosen}**. Scores are on held-out projects (run-time rows), threshold "
+        "chosen per row for the best selective ES.",
+        "",
+        "| candidate | AUROC | T | F1 | precision | recall | retrieves | ES selective |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        a = "n/a" if r["auroc"] is None else f"{r['auroc']:.3f}"
+        lines.append(
+            f"| {name} | {a} | {r['threshold']} | {r['f1']:.3f} | {r['precision']:.3f} | "
+            f"{r['recall']:.3f} | {100 * r['retrieve_share']:.0f}% | {r['es_selective']:.2f} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
