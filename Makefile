@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VSIX := editor-configs/vscode/repoformer-lsp.vsix
 
-.PHONY: demo test lint model bootstrap clean
+.PHONY: demo test lint model bootstrap clean editors neovim
 
 bootstrap: $(STAMP)
 
@@ -29,7 +31,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check repoformer_cli lsp_server retrieval models evaluation training tests
 	$(BIN)/mypy
 
-test: model lint
+# The editor clients: the VS Code extension is built and packaged; Neovim (Debian's
+# package) runs the plugin's end-to-end test.
+editors: $(VSIX) neovim
+
+$(VSIX): editor-configs/vscode/package.json editor-configs/vscode/package-lock.json editor-configs/vscode/src/extension.ts editor-configs/vscode/tsconfig.json
+	cd editor-configs/vscode && npm ci --no-audit --no-fund && npm run package
+
+neovim:
+	@command -v nvim >/dev/null || $(SUDO) apt-get install -y -q neovim \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q neovim)
+
+test: model lint editors
 	$(BIN)/python -m pytest -q
 
 clean:
