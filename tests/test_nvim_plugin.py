@@ -35,7 +35,7 @@ def nvim(workspace: Path, tmp_path_factory: pytest.TempPathFactory):
     assert binary, "Neovim is missing: `make test` installs Debian's neovim package"
     sock = tmp_path_factory.mktemp("nvim") / "sock"
     proc = subprocess.Popen(
-        [binary, "--headless", "--clean", "--listen", str(sock)],
+        [binary, "--headless", "--clean", "-n", "--listen", str(sock)],
         cwd=workspace,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

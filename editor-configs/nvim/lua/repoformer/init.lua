@@ -17,7 +17,7 @@ local defaults = {
   settings = { repoformer = { retrieval = { mode = "selective" } } },
   debounce_ms = 150,
   keymaps = { accept = "<Tab>", dismiss = "<C-]>" },
-  highlight = "Comment",
+  highlight = "RepoformerSuggestion", -- grey italics unless your colour scheme sets it
   use_native = true,
   max_records = 200,
 }
@@ -357,7 +357,7 @@ function M.setup(opts)
   if opts and opts.settings then
     config.settings = vim.deepcopy(opts.settings) -- replaced, not merged with the defaults
   end
-  vim.cmd(string.format("highlight default link RepoformerSuggestion %s", config.highlight))
+  vim.cmd("highlight default RepoformerSuggestion ctermfg=244 guifg=#808080 cterm=italic gui=italic")
   local group = vim.api.nvim_create_augroup("repoformer", { clear = true })
   vim.api.nvim_create_autocmd("FileType", {
     group = group,
