@@ -220,6 +220,20 @@ def cmd_train_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import heldout_report, score_tasks
+    from training.export import load_head
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    features = out / "heldout-features.jsonl"
+    if not args.report_only:
+        score_tasks(Path(args.results), Path(args.model_path), features)
+    heldout_report(Path(args.results), features, load_head(Path(args.head)), out)
+    print((out / "heldout.md").read_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repoformer-lsp", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -286,6 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model-path", help="base GGUF (default: the default model)")
     export.add_argument("--out", help="output GGUF (default: next to the base)")
     export.set_defaults(func=cmd_train_export)
+    evaluate = train_sub.add_parser(
+        "evaluate", help="score the exported policy on an evaluation run's held-out tasks"
+    )
+    evaluate.add_argument("--model-path", required=True, help="the exported GGUF")
+    evaluate.add_argument("--head", default=str(HEAD))
+    evaluate.add_argument("--results", default="benchmarks/results/eval-2026-11-27/results.jsonl")
+    evaluate.add_argument("--out", default="benchmarks/results/retrieve-head")
+    evaluate.add_argument("--report-only", action="store_true")
+    evaluate.set_defaults(func=cmd_train_evaluate)
     return parser
 
 

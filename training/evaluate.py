@@ -1,0 +1,185 @@
+"""Step 6 check: the exported policy on the evaluation harness's held-out projects.
+
+For every task of an evaluation run (its never/always results, produced with the
+server's default budgets), the exported model reads the decision at the end of the
+no-retrieval prefill, exactly as the server does; the features are kept per task
+(resumable). The report compares, on the same tasks and labels (ES gain > 0):
+the shipped policy, the retrieve token alone, and each cheap signal alone (the
+confidence policy, the best Jaccard score): AUROC, and F1 at each score's best
+threshold on these tasks (an optimistic bound for all of them) and, for the shipped
+policy, at its calibrated threshold (fixed before seeing these tasks); plus the ES,
+retrieval share and latency of `selective` against `never` and `always`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.metrics import auroc, decision_quality
+from evaluation.repos import fetch_repo
+from evaluation.runner import done_ids, request_for
+from evaluation.tasks import Task
+from models.decision import first_token_logprob, sigmoid
+from models.engine import CompletionEngine, CompletionOptions
+from models.generation import LlamaGenerator
+from retrieval.workspace_index import WorkspaceIndex
+
+TASK_FIELDS = ("id", "repo", "type", "path", "start_line", "end_line", "target")
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        out[row["id"]] = row
+    return list(out.values())
+
+
+def score_tasks(eval_results: Path, exported: Path, out: Path) -> None:
+    """Append the exported policy's decision features for every evaluated task."""
+    generator = LlamaGenerator(exported)
+    head = generator.retrieve_head
+    if head is None:
+        raise ValueError(f"{exported} has no retrieve token; run `train export` first")
+    finished = done_ids(out)
+    indexes: dict[str, WorkspaceIndex] = {}
+    roots: dict[str, Path] = {}
+    rows = [r for r in _rows(eval_results) if r["id"] not in finished]
+    with out.open("a") as sink:
+        for n, row in enumerate(rows, 1):
+            task = Task(**{k: row[k] for k in TASK_FIELDS})
+            if task.repo not in roots:
+                roots[task.repo] = fetch_repo(task.repo)
+                indexes[task.repo] = WorkspaceIndex(roots[task.repo])
+                indexes[task.repo].build()
+            engine = CompletionEngine(generator, indexes[task.repo])
+            opts = CompletionOptions(mode="never", max_lines=1, capture_decision_logits=True)
+            result = engine.complete(request_for(task, roots[task.repo]), opts)
+            logits = result.decision_logits
+            assert logits is not None
+            sink.write(
+                json.dumps(
+                    {
+                        "id": task.id,
+                        "type": task.type,
+                        "p_policy": result.record["p_retrieve"],
+                        "token_logit": float(logits[head.token_id]),
+                        "first_logprob": first_token_logprob(logits, head.token_id),
+                        "prefill_ms": result.record["timings_ms"]["prefill"],
+                    }
+                )
+                + "\n"
+            )
+            sink.flush()
+            print(f"[{n}/{len(rows)}] {task.id} p={result.record['p_retrieve']}", file=sys.stderr)
+
+
+def _best_f1(scores: list[float], labels: list[bool]) -> dict[str, float]:
+    best = {"f1": 0.0, "threshold": float("nan"), "retrieve_share": 0.0}
+    for t in sorted(set(scores)):
+        q = decision_quality([s >= t for s in scores], labels)
+        if q["f1"] > best["f1"]:
+            best = {"f1": q["f1"], "threshold": t, "retrieve_share": q["retrieve_share"]}
+    return best
+
+
+def heldout_report(
+    eval_results: Path, features: Path, head: dict[str, Any], out_dir: Path
+) -> dict[str, Any]:
+    evals = {r["id"]: r for r in _rows(eval_results)}
+    feats = [f for f in _rows(features) if f["id"] in evals]
+    rows = [evals[f["id"]] for f in feats]
+    labels = [r["always"]["es"] > r["never"]["es"] for r in rows]
+    jaccard = [max([c["score"] for c in r["always"]["chunks"]], default=0.0) for r in rows]
+    token_only = [sigmoid(f["token_logit"] + head["bias"]) for f in feats]
+    scores = {
+        "shipped policy (token + signals)": [f["p_policy"] for f in feats],
+        "retrieve token alone": token_only,
+        "confidence (first line)": [r["never"]["p_retrieve"] or 0.0 for r in rows],
+        "best Jaccard score": jaccard,
+        "first-token uncertainty": [-f["first_logprob"] for f in feats],
+    }
+    decisions: dict[str, Any] = {}
+    for name, s in scores.items():
+        decisions[name] = {"auroc": auroc(s, labels), "best_f1": _best_f1(s, labels)}
+    threshold = float(head["threshold"])
+    chosen = [p > threshold for p in scores["shipped policy (token + signals)"]]
+    decisions["shipped policy (token + signals)"]["at_calibrated_threshold"] = {
+        "threshold": threshold,
+        **decision_quality(chosen, labels),
+    }
+
+    def outcome(retrieve: bool, r: dict[str, Any], f: dict[str, Any]) -> tuple[float, float]:
+        if retrieve and r["always"]["chunks"]:
+            # the no-context prefill (where the decision is read) plus the whole context run
+            return r["always"]["es"], f["prefill_ms"] + r["always"]["timings_ms"]["total"]
+        return r["never"]["es"], r["never"]["timings_ms"]["total"]
+
+    modes = {}
+    for name, picks in (
+        ("never", [False] * len(rows)),
+        ("always", [True] * len(rows)),
+        (f"selective (shipped, T={threshold})", chosen),
+    ):
+        res = [outcome(p, r, f) for p, r, f in zip(picks, rows, feats, strict=True)]
+        modes[name] = {
+            "es": float(np.mean([e for e, _ in res])),
+            "retrieve_share": float(
+                np.mean(
+                    [p and bool(r["always"]["chunks"]) for p, r in zip(picks, rows, strict=True)]
+                )
+            ),
+            "latency_ms_mean": float(np.mean([ms for _, ms in res])),
+        }
+    report = {
+        "tasks": len(rows),
+        "positive_share": float(np.mean(labels)),
+        "decisions": decisions,
+        "modes": modes,
+        "head": {
+            k: head[k]
+            for k in ("chosen", "threshold", "bias", "jaccard_weight", "confidence_weight")
+        },
+        "training": head.get("stats", {}),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "heldout.json").write_text(json.dumps(report, indent=1))
+    lines = [
+        "# Retrieve token on the held-out evaluation projects",
+        "",
+        f"{len(rows)} tasks, {100 * report['positive_share']:.1f}% positive (retrieval raised ES).",
+        "",
+        "| score | AUROC | best F1 (its best threshold) | retrieves at it |",
+        "|---|---|---|---|",
+    ]
+    for name, d in decisions.items():
+        a = "n/a" if d["auroc"] is None else f"{d['auroc']:.3f}"
+        lines.append(
+            f"| {name} | {a} | {d['best_f1']['f1']:.3f} | "
+            f"{100 * d['best_f1']['retrieve_share']:.0f}% |"
+        )
+    cal = decisions["shipped policy (token + signals)"]["at_calibrated_threshold"]
+    lines += [
+        "",
+        f"Shipped policy at its calibrated threshold {threshold}: F1 {cal['f1']:.3f}, precision "
+        f"{cal['precision']:.3f}, recall {cal['recall']:.3f}, "
+        f"retrieves {100 * cal['retrieve_share']:.0f}%.",
+        "",
+        "| mode | ES | retrieves | mean latency (ms) |",
+        "|---|---|---|---|",
+    ]
+    for name, m in modes.items():
+        lines.append(
+            f"| {name} | {m['es']:.2f} | {100 * m['retrieve_share']:.0f}% | "
+            f"{m['latency_ms_mean']:.0f} |"
+        )
+    (out_dir / "heldout.md").write_text("\n".join(lines) + "\n")
+    return report
