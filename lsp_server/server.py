@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +29,7 @@ from lsp_server.settings import SECTION, Settings, parse_settings
 from models.engine import Cancelled, CompletionEngine, CompletionRequest, CompletionResult
 from models.files import ModelFileError, pull_default_model
 from models.generation import LlamaGenerator
+from models.typethrough import TypeThroughCache
 from retrieval.workspace_index import WorkspaceIndex
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,11 @@ class RepoformerServer(LanguageServer):
         self.settings_read = asyncio.Event()
         # One worker: the model runs one pass at a time; queued requests wait here, not on the loop.
         self.model_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.type_through = TypeThroughCache()
+        # The newest inline-completion request per document: older ones are superseded
+        # (dropped before they start, stopped if they run).
+        self.latest_request: dict[str, int] = {}
+        self._request_seq = 0
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -65,6 +72,7 @@ class RepoformerServer(LanguageServer):
 
     async def reload_settings(self, pushed: Any = None) -> None:
         """initializationOptions, then the workspace configuration (pulled, or pushed)."""
+        self.type_through.clear()  # suggestions made under the old settings
         settings, errors = parse_settings(self.init_options)
         workspace_cfg = pushed
         caps = self.client_capabilities.workspace
@@ -185,12 +193,33 @@ class RepoformerServer(LanguageServer):
 
     async def inline_completion(self, params: types.InlineCompletionParams) -> list[str]:
         """Run one completion; returns [] or [text]. Logs the decision record."""
+        started = time.perf_counter()
         uri = params.text_document.uri
         doc = self.workspace.get_text_document(uri)
         position = doc.position_from_client_units(params.position)
         path = Path(to_fs_path(uri) or uri)
         request = CompletionRequest(path, doc.source, position.line, position.character, uri)
         version = doc.version
+        self._request_seq += 1
+        seq = self.latest_request[uri] = self._request_seq
+        left, right = request.split()
+        if self.settings.type_through:
+            rest = self.type_through.lookup(uri, left, right)
+            if rest is not None:
+                hit = self._empty_record(request, None)
+                hit["cache"] = "type-through"
+                hit["completion_chars"] = len(rest)
+                hit["timings_ms"]["total"] = round((time.perf_counter() - started) * 1000, 1)
+                self._log_record(hit)
+                return [rest]
+        if self.settings.debounce_ms:
+            await asyncio.sleep(self.settings.debounce_ms / 1000)
+            if self.latest_request.get(uri) != seq:
+                return []  # a newer request for this document came during the pause
+
+        def superseded() -> bool:
+            return self.latest_request.get(uri) != seq
+
         record: dict[str, Any]
         if self.model_ready is None:  # asked before `initialized` finished reading settings
             with contextlib.suppress(TimeoutError):
@@ -201,8 +230,9 @@ class RepoformerServer(LanguageServer):
         await asyncio.shield(self.model_ready)
         generator = self.generator
         if generator is None:
-            record = self._empty_record(request, self.model_error or "model not loaded")
-            self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
+            self._log_record(self._empty_record(request, self.model_error or "model not loaded"))
+            return []
+        if superseded():
             return []
         engine = CompletionEngine(generator, self.index)
         options = self.settings.completion
@@ -211,24 +241,32 @@ class RepoformerServer(LanguageServer):
         try:
             result: CompletionResult = await loop.run_in_executor(
                 self.model_executor,
-                lambda: engine.complete(request, options, cancelled.is_set),
+                lambda: engine.complete(
+                    request, options, lambda: cancelled.is_set() or superseded()
+                ),
             )
         except (asyncio.CancelledError, Cancelled):
             cancelled.set()
-            record = self._empty_record(request, "cancelled")
-            self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
+            why = "superseded" if superseded() else "cancelled"
+            self._log_record(self._empty_record(request, why))
+            if why == "superseded":
+                return []
             raise
         record = result.record
         stale = self.workspace.get_text_document(uri).version != version
         if stale:
             record["stale"] = True
-        self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
+        self._log_record(record)
         if stale or not result.text:
             return []
+        self.type_through.store(uri, left, right, result.text)
         return [result.text]
 
-    def _empty_record(self, request: CompletionRequest, error: str) -> dict[str, Any]:
-        return {
+    def _log_record(self, record: dict[str, Any]) -> None:
+        self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
+
+    def _empty_record(self, request: CompletionRequest, error: str | None) -> dict[str, Any]:
+        record = {
             "uri": request.uri,
             "line": request.line,
             "character": request.character,
@@ -238,8 +276,10 @@ class RepoformerServer(LanguageServer):
             "chunks": [],
             "timings_ms": {"decision": 0.0, "retrieval": 0.0, "generation": 0.0, "total": 0.0},
             "completion_chars": 0,
-            "error": error,
         }
+        if error is not None:
+            record["error"] = error
+        return record
 
 
 class _Progress:

@@ -16,6 +16,7 @@ from typing import Any
 
 from models.decision import POLICIES
 from models.engine import MODES, CompletionOptions
+from models.prompt import LAYOUTS
 
 SECTION = "repoformer"
 
@@ -31,6 +32,8 @@ class Settings:
     max_file_bytes: int = 1_000_000
     exclude: tuple[str, ...] = ()
     watch_files: bool = True
+    debounce_ms: int = 50  # wait this long for a newer request before starting the model
+    type_through: bool = True
 
 
 def _snake(name: str) -> str:
@@ -120,6 +123,10 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "context.left_tokens": (_int(16, 8192), "budget.left_tokens"),
     "context.right_tokens": (_int(0, 8192), "budget.right_tokens"),
     "context.cfc_tokens": (_int(0, 8192), "budget.cfc_tokens"),
+    "context.left_align_lines": (_int(1, 1000), "budget.left_align_lines"),
+    "context.layout": (_choice(*LAYOUTS), "completion.layout"),
+    "completion.debounce_ms": (_int(0, 5000), "debounce_ms"),
+    "completion.type_through": (_bool, "type_through"),
     "completion.max_tokens_line": (_int(1, 512), "completion.max_tokens_line"),
     "completion.max_tokens_block": (_int(1, 1024), "completion.max_tokens_block"),
     "completion.max_lines": (_int(1, 100), "completion.max_lines"),

@@ -51,6 +51,7 @@ class CompletionOptions:
     query_lines: int = 10
     budget: PromptBudget = field(default_factory=PromptBudget)
     cfc_format: str = "repo"
+    layout: str = "psm"  # or "spm" (suffix first); see models.prompt
     max_tokens_line: int = 48
     max_tokens_block: int = 128
     max_lines: int = 8
@@ -91,8 +92,11 @@ class _Pass:
 
 
 def retrieval_query(left: str, n_lines: int) -> str:
-    """The last `n_lines` non-blank lines before the cursor (the RepoEval query)."""
-    lines = [ln for ln in left.split("\n") if ln.strip()]
+    """The last `n_lines` non-blank lines before the cursor's line (the RepoEval query).
+
+    The line being typed is left out, so the chunks (and the start of the prompt that
+    holds them) stay the same while the user types on one line."""
+    lines = [ln for ln in left.split("\n")[:-1] if ln.strip()]
     return "\n".join(lines[-n_lines:])
 
 
@@ -277,6 +281,7 @@ class CompletionEngine:
             current_path=self._display_path(str(request.path)),
             repo_name=root.name,
             cfc_format=options.cfc_format,
+            layout=options.layout,
         )
 
     def _run(

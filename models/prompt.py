@@ -32,6 +32,13 @@ class PromptBudget:
     left_tokens: int = 512
     right_tokens: int = 256
     cfc_tokens: int = 512
+    # The left context starts on a line number that is a multiple of this, so that the
+    # start of the prompt (and llama.cpp's KV cache of it) stays the same while the user
+    # types; the price is up to this many lines fewer than the budget would allow.
+    left_align_lines: int = 16
+
+
+LAYOUTS = ("psm", "spm")
 
 
 @dataclass
@@ -43,8 +50,9 @@ class Prompt:
     chunks: list[ScoredChunk] = field(default_factory=list)  # the chunks actually included
 
 
-def _keep_last_lines(tok: Tokenizer, text: str, budget: int) -> list[int]:
-    """Tokens of the longest tail of `text` (whole lines, except the cursor's) within budget."""
+def _keep_last_lines(tok: Tokenizer, text: str, budget: int, align: int = 1) -> list[int]:
+    """Tokens of the longest tail of `text` (whole lines, except the cursor's) within budget,
+    starting on a line number that is a multiple of `align` (unless that leaves nothing)."""
     if budget <= 0 or not text:
         return []
     lines = text.splitlines(keepends=True)
@@ -56,6 +64,10 @@ def _keep_last_lines(tok: Tokenizer, text: str, budget: int) -> list[int]:
             break
         used += cost
         start -= 1
+    if start > 0 and align > 1:
+        aligned = -(-start // align) * align
+        if aligned < len(lines) - 1:
+            start = aligned
     tokens = tok.tokenize("".join(lines[start:]))
     if start == len(lines):  # even the cursor's line is over budget: keep its tail
         tokens = tok.tokenize(lines[-1])
@@ -96,7 +108,7 @@ class FimContext:
 
 def fim_context(tok: Tokenizer, left: str, right: str, budget: PromptBudget) -> FimContext:
     return FimContext(
-        _keep_last_lines(tok, left, budget.left_tokens),
+        _keep_last_lines(tok, left, budget.left_tokens, budget.left_align_lines),
         _keep_first_lines(tok, right, budget.right_tokens),
     )
 
@@ -113,6 +125,7 @@ def build_prompt(
     current_path: str = "",
     repo_name: str = "",
     cfc_format: str = "repo",
+    layout: str = "psm",
 ) -> Prompt:
     """Token ids of the FIM prompt; `chunk_paths[i]` is the display path of `chunks[i]`.
 
@@ -150,7 +163,13 @@ def build_prompt(
             for _, ids in ordered:
                 head += [file_sep] + ids
             head += [file_sep] + tok.tokenize(f"{current_path}\n")
-    tokens = head + [fim_prefix] + cfc_ids + left_ids + [fim_suffix] + right_ids + [fim_middle]
+    if layout == "spm":
+        # Suffix first: typing at the cursor then only changes the end of the prompt, so
+        # each keystroke prefills just the new characters.
+        tokens = head + [fim_suffix] + right_ids + [fim_prefix] + cfc_ids + left_ids
+    else:
+        tokens = head + [fim_prefix] + cfc_ids + left_ids + [fim_suffix] + right_ids
+    tokens.append(fim_middle)
     return Prompt(
         tokens=tokens,
         left_tokens=len(left_ids),

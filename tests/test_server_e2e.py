@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from tests.lsp_helpers import (
     SERVER,
     close_doc,
     complete_at_end,
+    decisions,
     init_params,
     open_doc,
     set_settings,
@@ -100,4 +102,65 @@ async def test_selective_follows_its_threshold(client: LanguageClient, workspace
     assert lazy["retrieved"] is False and lazy["chunks"] == []
     # Same first pass; KV-cache reuse changes batch shapes, so allow float noise.
     assert lazy["p_retrieve"] == pytest.approx(eager["p_retrieve"], abs=0.02)
+    close_doc(client, uri)
+
+
+def _change(client: LanguageClient, uri: str, version: int, text: str) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
+
+
+def _inline(client: LanguageClient, uri: str, text: str):
+    lines = text.split("\n")
+    return client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=len(lines) - 1, character=len(lines[-1])),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+    )
+
+
+async def test_typing_the_suggestion_is_answered_from_the_cache(
+    client: LanguageClient, workspace: Path
+):
+    await set_settings(client, mode="never")
+    uri = open_doc(client, workspace / "inventory/typed.py", MAKE_ITEM + ")\n")
+    text, first = await complete_at_end(client, uri, MAKE_ITEM)
+    assert len(text) >= 3 and "cache" not in first
+    typed = MAKE_ITEM + text[:2]
+    _change(client, uri, 2, typed + ")\n")
+    rest, record = await complete_at_end(client, uri, typed)
+    assert rest == text[2:]
+    assert record["cache"] == "type-through" and "prompt_tokens" not in record
+    # Typing something else leaves the suggestion: the model runs again.
+    other = MAKE_ITEM + "quantity"
+    _change(client, uri, 3, other + ")\n")
+    _, fresh = await complete_at_end(client, uri, other)
+    assert "cache" not in fresh and fresh["prompt_tokens"] > 0
+    close_doc(client, uri)
+
+
+async def test_a_burst_of_requests_runs_the_model_once(client: LanguageClient, workspace: Path):
+    await set_settings(client, mode="never")
+    uri = open_doc(client, workspace / "inventory/burst.py", MAKE_ITEM + ")\n")
+    records_before = len(decisions(client))
+    # Three keystrokes' worth of requests, each superseding the one before.
+    texts = [MAKE_ITEM + "s", MAKE_ITEM + "sk", MAKE_ITEM + "sku"]
+    pending = []
+    for version, t in enumerate(texts, 2):
+        _change(client, uri, version, t + ")\n")
+        pending.append(_inline(client, uri, t))
+    results = await asyncio.gather(*pending)
+    assert [len(r.items) if r else 0 for r in results[:2]] == [0, 0]
+    assert results[2] is not None and results[2].items
+    await asyncio.sleep(0.5)
+    new = decisions(client)[records_before:]
+    assert [r["character"] for r in new if "error" not in r] == [len(texts[-1].split("\n")[-1])]
     close_doc(client, uri)
