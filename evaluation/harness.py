@@ -30,6 +30,8 @@ def run_eval(
     live: int,
     repos: list[str] | None = None,
     report_only: bool = False,
+    every: int = 1,
+    layout: str = "psm",
 ) -> int:
     lists = repo_lists()
     requirements = repos or (lists["smoke"] if smoke else lists["eval"])
@@ -42,13 +44,14 @@ def run_eval(
         root = fetch_repo(req)
         roots[req] = root
         tasks += sample_tasks(req, root, per_type, seed)
+    tasks = tasks[::every]  # a spread-out subset of the same tasks
     model_path = model or pull_default_model()
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     if not report_only:
         generator = LlamaGenerator(model_path)
         policy = LlamaGenerator(policy_model) if policy_model else None
-        base = CompletionOptions(threshold=threshold)
+        base = CompletionOptions(threshold=threshold, layout=layout)
         (out / "tasks.json").write_text(json.dumps([t.as_dict() for t in tasks], indent=1))
         run_tasks(tasks, roots, generator, results, base=base, policy=policy, live=live)
     rows = load_rows(results, [t.id for t in tasks])
@@ -63,6 +66,8 @@ def run_eval(
         "repos": requirements,
         "seed": seed,
         "per_type": per_type,
+        "every": every,
+        "layout": layout,
         "n_tasks": len(rows),
         "n_tasks_planned": len(tasks),
     }

@@ -56,6 +56,7 @@ class CompletionOptions:
     max_tokens_block: int = 128
     max_lines: int = 8
     capture_decision_logits: bool = False  # for the training pipeline
+    record_prompt_ids: bool = False  # put the final prompt's tokens in the record (benchmarks)
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,8 @@ class CompletionEngine:
             "timings_ms": {k: round(v, 1) for k, v in timings.items()},
             "completion_chars": len(text),
         }
+        if options.record_prompt_ids:
+            record["prompt_ids"] = final_prompt.tokens
         return CompletionResult(text, record, captured.get("logits"))
 
     def policy(self, options: CompletionOptions) -> tuple[str, float]:
@@ -313,7 +316,7 @@ class CompletionEngine:
             return abandoned_at_prefill
 
         hook = prefill_hook if on_prefill is not None else None
-        for step in self.generator.greedy(prompt.tokens, budget, stats, hook):
+        for step in self.generator.greedy(prompt.tokens, budget, stats, hook, is_cancelled):
             if is_cancelled():
                 raise Cancelled()
             if step.token in self.generator.stop_tokens:
@@ -333,6 +336,8 @@ class CompletionEngine:
             cut = shape.cut(text, finished=False)
             if cut is not None:
                 break
+        if is_cancelled():
+            raise Cancelled()  # stopped during the prefill
         if abandoned_at_prefill:
             return _Pass("", stats, abandoned=True)
         if not first_line_done:

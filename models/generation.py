@@ -23,6 +23,9 @@ from models.files import ModelFileError, check_gguf
 
 log = logging.getLogger(__name__)
 
+# Tokens prefilled between two checks for cancellation (about 0.6 s on 2 CPU cores).
+PREFILL_PIECE = 64
+
 FIM_TOKENS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
 # Tokens that end a completion besides the model's end-of-generation tokens.
 STOP_SPECIALS = (
@@ -142,11 +145,14 @@ class LlamaGenerator:
         max_tokens: int,
         stats: PassStats,
         on_prefill: Callable[[np.ndarray], bool] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[Step]:
         """Yield greedy tokens after `prompt`, reusing the cached common prefix.
 
         `on_prefill` sees the logits at the end of the prompt (the decision position)
         before any token is chosen; returning True ends the pass there, at no further cost.
+        `should_stop` is checked between pieces of the prefill: a request that went stale
+        stops within one piece, and what it prefilled stays in the cache for the next one.
         The caller must hold `self.lock` for the whole iteration.
         """
         if len(prompt) + max_tokens > self.n_ctx:
@@ -159,8 +165,13 @@ class LlamaGenerator:
         while common < limit and cached[common] == prompt[common]:
             common += 1
         llm.n_tokens = common
-        llm.eval(prompt[common:])
         stats.prompt_tokens = len(prompt)
+        stats.reused_tokens = common
+        for start in range(common, len(prompt), PREFILL_PIECE):
+            if should_stop():
+                stats.prefill_ms = (time.perf_counter() - started) * 1000
+                return
+            llm.eval(prompt[start : start + PREFILL_PIECE])
         stats.reused_tokens = common
         stats.prefill_ms = (time.perf_counter() - started) * 1000
         gen_started = time.perf_counter()

@@ -20,6 +20,7 @@ from models.engine import (
 )
 from models.files import ModelFileError, pull_default_model
 from models.generation import LlamaGenerator
+from models.prompt import LAYOUTS
 from retrieval.workspace_index import WorkspaceIndex
 
 
@@ -180,6 +181,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         live=args.live,
         repos=args.repo or None,
         report_only=args.report_only,
+        every=args.every,
+        layout=args.layout,
     )
 
 
@@ -234,6 +237,23 @@ def cmd_train_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_latency(args: argparse.Namespace) -> int:
+    from evaluation.latency import CONFIGS, run_benchmark
+
+    configs = args.config or list(CONFIGS)
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        print(f"error: unknown config(s) {unknown}; choose from {list(CONFIGS)}", file=sys.stderr)
+        return 2
+    return run_benchmark(
+        Path(args.out),
+        args.lines_per_repo,
+        args.repo or ["itsdangerous==2.2.0"],
+        configs,
+        args.seed,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repoformer-lsp", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -273,10 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threshold", type=float, default=CONFIDENCE_THRESHOLD)
     ev.add_argument("--live", type=int, default=2, help="tasks also run through live selective")
     ev.add_argument("--repo", action="append", help="pinned requirement(s) instead of the list")
+    ev.add_argument("--every", type=int, default=1, help="run every Nth task only")
+    ev.add_argument("--layout", choices=LAYOUTS, default="psm", help="FIM prompt layout")
     ev.add_argument(
         "--report-only", action="store_true", help="rebuild the report from the results so far"
     )
     ev.set_defaults(func=cmd_eval)
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    latency = bench_sub.add_parser("latency", help="replay typing against the server over stdio")
+    latency.add_argument("--out", default="benchmarks/results/latency-latest")
+    latency.add_argument("--repo", action="append", help="evaluation project(s) to type in")
+    latency.add_argument("--lines-per-repo", type=int, default=6)
+    latency.add_argument("--config", action="append", help="configuration(s) (default: all)")
+    latency.add_argument("--seed", type=int, default=0)
+    latency.set_defaults(func=cmd_bench_latency)
 
     train = sub.add_parser("train", help="the Repoformer training pipeline (retrieve token)")
     train_sub = train.add_subparsers(dest="train_command", required=True)
