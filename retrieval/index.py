@@ -2,14 +2,17 @@
 
 An inverted index (token -> chunk ids) finds every chunk that shares a token with the
 query, so a search touches only candidate chunks and still ranks them by the exact
-set-Jaccard score. Updating a file re-chunks that file alone.
+set-Jaccard score. The overlap counts are computed with numpy over cached posting arrays
+(common tokens such as `self` have posting lists of tens of thousands of chunks).
+Updating a file re-chunks that file alone and drops the cached arrays of its tokens.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from dataclasses import dataclass
+
+import numpy as np
 
 from retrieval.chunking import Chunk, window_chunks
 from retrieval.tokenize import identifier_tokens
@@ -32,6 +35,8 @@ class ChunkIndex:
         self._chunks: dict[int, Chunk] = {}
         self._file_chunks: dict[str, list[int]] = {}
         self._postings: dict[str, set[int]] = {}
+        self._arrays: dict[str, np.ndarray] = {}  # posting sets as arrays, built on demand
+        self._sizes = np.zeros(1024, dtype=np.int32)  # token count of each chunk id
 
     def update_file(self, path: str, text: str) -> int:
         """Replace the chunks of `path` with those of `text`; return the new chunk count."""
@@ -43,8 +48,12 @@ class ChunkIndex:
                 cid = self._next_id
                 self._next_id += 1
                 self._chunks[cid] = chunk
+                if cid >= len(self._sizes):
+                    self._sizes = np.concatenate([self._sizes, np.zeros_like(self._sizes)])
+                self._sizes[cid] = len(chunk.tokens)
                 for token in chunk.tokens:
                     self._postings.setdefault(token, set()).add(cid)
+                    self._arrays.pop(token, None)
                 ids.append(cid)
             self._file_chunks[path] = ids
         return len(chunks)
@@ -57,6 +66,7 @@ class ChunkIndex:
         for cid in self._file_chunks.pop(path, ()):
             chunk = self._chunks.pop(cid)
             for token in chunk.tokens:
+                self._arrays.pop(token, None)
                 posting = self._postings.get(token)
                 if posting is not None:
                     posting.discard(cid)
@@ -86,30 +96,51 @@ class ChunkIndex:
         if not query_tokens or k <= 0:
             return []
         with self._lock:
-            overlap: Counter[int] = Counter()
-            for token in query_tokens:
-                posting = self._postings.get(token)
-                if posting:
-                    overlap.update(posting)
-            scored = []
-            for cid, inter in overlap.items():
-                chunk = self._chunks[cid]
-                if chunk.path == exclude_path:
-                    continue
-                score = inter / (len(query_tokens) + len(chunk.tokens) - inter)
-                scored.append(ScoredChunk(chunk, score))
-        scored.sort(key=lambda s: (-s.score, s.chunk.path, s.chunk.start_line))
-        picked: list[ScoredChunk] = []
-        for candidate in scored:
-            c = candidate.chunk
-            if any(
-                p.chunk.path == c.path
-                and p.chunk.start_line < c.end_line
-                and c.start_line < p.chunk.end_line
-                for p in picked
-            ):
-                continue
-            picked.append(candidate)
-            if len(picked) == k:
-                break
+            arrays = [self._posting_array(t) for t in query_tokens if t in self._postings]
+            if not arrays:
+                return []
+            counts = np.bincount(np.concatenate(arrays))
+            cids = np.flatnonzero(counts)
+            inter = counts[cids]
+            scores = inter / (len(query_tokens) + self._sizes[cids] - inter)
+            # Best first; widen the window while excluded or overlapping chunks crowd it.
+            order = np.argsort(-scores, kind="stable")
+            picked: list[ScoredChunk] = []
+            window = 8 * k
+            start = 0
+            while len(picked) < k and start < len(order):
+                end = min(start + window, len(order))
+                while end < len(order) and scores[order[end]] == scores[order[end - 1]]:
+                    end += 1  # keep ties together: they are ordered by path and line below
+                block = order[start:end]
+                candidates = sorted(
+                    (ScoredChunk(self._chunks[int(cids[i])], float(scores[i])) for i in block),
+                    key=lambda s: (-s.score, s.chunk.path, s.chunk.start_line),
+                )
+                for candidate in candidates:
+                    if self._accept(candidate, picked, exclude_path):
+                        picked.append(candidate)
+                        if len(picked) == k:
+                            break
+                start = end
+                window *= 4
         return picked
+
+    @staticmethod
+    def _accept(candidate: ScoredChunk, picked: list[ScoredChunk], exclude: str | None) -> bool:
+        c = candidate.chunk
+        if c.path == exclude:
+            return False
+        return not any(
+            p.chunk.path == c.path
+            and p.chunk.start_line < c.end_line
+            and c.start_line < p.chunk.end_line
+            for p in picked
+        )
+
+    def _posting_array(self, token: str) -> np.ndarray:
+        array = self._arrays.get(token)
+        if array is None:
+            array = np.fromiter(self._postings[token], dtype=np.int64)
+            self._arrays[token] = array
+        return array

@@ -72,3 +72,46 @@ def test_update_rechunks_only_that_file_and_remove_forgets_it():
     index.remove_file("a.py")
     assert index.files() == ["b.py"]
     assert index.search("new_name", k=5) == []
+
+
+def test_search_matches_an_exhaustive_reference():
+    """The vectorised search returns exactly what scoring every chunk would."""
+    import random
+
+    from retrieval.index import ChunkIndex
+    from retrieval.tokenize import jaccard
+
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(60)] + ["self", "return", "if"] * 10
+    index = ChunkIndex(window=4, stride=2)
+    files = {}
+    for f in range(12):
+        lines = [" ".join(rng.choices(words, k=rng.randint(1, 6))) for _ in range(30)]
+        files[f"f{f}.py"] = "\n".join(lines)
+        index.update_file(f"f{f}.py", files[f"f{f}.py"])
+    index.update_file("f3.py", files["f3.py"].replace("w1", "changed"))  # an incremental edit
+    all_chunks = [c for path in index.files() for c in index.chunks_of(path)]
+    for q in range(40):
+        query = " ".join(rng.choices(words, k=rng.randint(1, 25)))
+        exclude = f"f{q % 12}.py"
+        got = index.search(query, 5, exclude)
+        from retrieval.tokenize import identifier_tokens
+
+        qt = identifier_tokens(query)
+        ranked = sorted(
+            (c for c in all_chunks if c.path != exclude and c.tokens & qt),
+            key=lambda c: (-jaccard(qt, c.tokens), c.path, c.start_line),
+        )
+        expected = []
+        for c in ranked:
+            if any(
+                p.path == c.path and p.start_line < c.end_line and c.start_line < p.end_line
+                for p in expected
+            ):
+                continue
+            expected.append(c)
+            if len(expected) == 5:
+                break
+        assert [(s.chunk.path, s.chunk.start_line) for s in got] == [
+            (c.path, c.start_line) for c in expected
+        ]
