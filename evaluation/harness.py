@@ -32,6 +32,7 @@ def run_eval(
     report_only: bool = False,
     every: int = 1,
     layout: str = "psm",
+    chunking: str = "windows",
 ) -> int:
     lists = repo_lists()
     requirements = repos or (lists["smoke"] if smoke else lists["eval"])
@@ -53,7 +54,16 @@ def run_eval(
         policy = LlamaGenerator(policy_model) if policy_model else None
         base = CompletionOptions(threshold=threshold, layout=layout)
         (out / "tasks.json").write_text(json.dumps([t.as_dict() for t in tasks], indent=1))
-        run_tasks(tasks, roots, generator, results, base=base, policy=policy, live=live)
+        run_tasks(
+            tasks,
+            roots,
+            generator,
+            results,
+            base=base,
+            policy=policy,
+            live=live,
+            chunking=chunking,
+        )
     rows = load_rows(results, [t.id for t in tasks])
     if not rows:
         print(f"error: no results in {results}", file=sys.stderr)
@@ -68,6 +78,7 @@ def run_eval(
         "per_type": per_type,
         "every": every,
         "layout": layout,
+        "chunking": chunking,
         "n_tasks": len(rows),
         "n_tasks_planned": len(tasks),
     }

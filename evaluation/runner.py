@@ -74,6 +74,7 @@ def run_tasks(
     base: CompletionOptions,
     policy: LlamaGenerator | None = None,
     live: int = 0,
+    chunking: str = "windows",
 ) -> None:
     """Run every task not yet in `results`; the first `live` tasks also run `selective` live."""
     finished = done_ids(results)
@@ -85,7 +86,7 @@ def run_tasks(
         for task in tqdm(todo, desc="eval", unit="task", initial=len(finished), total=len(tasks)):
             root = roots[task.repo]
             if task.repo not in indexes:
-                indexes[task.repo] = WorkspaceIndex(root)
+                indexes[task.repo] = WorkspaceIndex(root, chunking=chunking)
                 indexes[task.repo].build()
             engine = CompletionEngine(generator, indexes[task.repo])
             req = request_for(task, root)

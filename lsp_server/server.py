@@ -101,7 +101,7 @@ class RepoformerServer(LanguageServer):
         model_changed = old.model_path != settings.model_path or old.n_ctx != settings.n_ctx
         if model_changed and self.model_ready is not None:
             self.start_model()
-        index_keys = ("chunk_lines", "chunk_stride", "max_file_bytes", "exclude")
+        index_keys = ("chunk_lines", "chunk_stride", "chunking", "max_file_bytes", "exclude")
         if self.index is not None and any(
             getattr(old, k) != getattr(settings, k) for k in index_keys
         ):
@@ -159,6 +159,7 @@ class RepoformerServer(LanguageServer):
             self.root,
             window=s.chunk_lines,
             stride=s.chunk_stride,
+            chunking=s.chunking,
             max_file_bytes=s.max_file_bytes,
             exclude=s.exclude,
         )

@@ -17,6 +17,7 @@ from typing import Any
 from models.decision import POLICIES
 from models.engine import MODES, CompletionOptions
 from models.prompt import LAYOUTS
+from retrieval.index import CHUNKINGS
 
 SECTION = "repoformer"
 
@@ -29,6 +30,7 @@ class Settings:
     n_ctx: int = 2048
     chunk_lines: int = 10
     chunk_stride: int = 5
+    chunking: str = "windows"
     max_file_bytes: int = 1_000_000
     exclude: tuple[str, ...] = ()
     watch_files: bool = True
@@ -117,6 +119,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "retrieval.cfc_format": (_choice("repo", "comment"), "completion.cfc_format"),
     "retrieval.chunk_lines": (_int(1, 500), "chunk_lines"),
     "retrieval.chunk_stride": (_int(1, 500), "chunk_stride"),
+    "retrieval.chunking": (_choice(*CHUNKINGS), "chunking"),
     "retrieval.max_file_bytes": (_int(1, 100_000_000), "max_file_bytes"),
     "retrieval.exclude": (_patterns, "exclude"),
     "retrieval.watch_files": (_bool, "watch_files"),

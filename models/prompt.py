@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from retrieval.index import ScoredChunk
+from retrieval.syntax import header_comment
 
 
 class Tokenizer(Protocol):
@@ -92,6 +93,7 @@ def _keep_first_lines(tok: Tokenizer, text: str, budget: int) -> list[int]:
 
 def render_chunk(chunk: ScoredChunk, rel_path: str, cfc_format: str) -> str:
     text = chunk.chunk.text if chunk.chunk.text.endswith("\n") else chunk.chunk.text + "\n"
+    text = header_comment(chunk.chunk) + text  # where a syntax chunk sits, if it says
     if cfc_format == "comment":
         commented = "".join("# " + line for line in text.splitlines(keepends=True))
         return f"# the below code fragment can be found in:\n# {rel_path}\n{commented}"

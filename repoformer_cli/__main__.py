@@ -21,6 +21,7 @@ from models.engine import (
 from models.files import ModelFileError, pull_default_model
 from models.generation import LlamaGenerator
 from models.prompt import LAYOUTS
+from retrieval.index import CHUNKINGS
 from retrieval.workspace_index import WorkspaceIndex
 
 
@@ -96,6 +97,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
         workspace,
         window=settings.chunk_lines,
         stride=settings.chunk_stride,
+        chunking=settings.chunking,
         max_file_bytes=settings.max_file_bytes,
         exclude=settings.exclude,
     )
@@ -183,6 +185,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report_only=args.report_only,
         every=args.every,
         layout=args.layout,
+        chunking=args.chunking,
     )
 
 
@@ -295,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--repo", action="append", help="pinned requirement(s) instead of the list")
     ev.add_argument("--every", type=int, default=1, help="run every Nth task only")
     ev.add_argument("--layout", choices=LAYOUTS, default="psm", help="FIM prompt layout")
+    ev.add_argument("--chunking", choices=CHUNKINGS, default="windows", help="retrieval units")
     ev.add_argument(
         "--report-only", action="store_true", help="rebuild the report from the results so far"
     )

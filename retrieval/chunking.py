@@ -16,6 +16,7 @@ class Chunk:
     end_line: int
     text: str
     tokens: frozenset[str]
+    header: str = ""  # where the chunk sits (syntax chunks: `class A > def f(self):`)
 
 
 def window_chunks(path: str, text: str, window: int = 10, stride: int = 5) -> list[Chunk]:

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from retrieval.chunking import Chunk, window_chunks
+from retrieval.syntax import syntax_chunks
 from retrieval.tokenize import identifier_tokens
+
+CHUNKINGS = ("windows", "syntax")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +30,12 @@ class ScoredChunk:
 class ChunkIndex:
     """Chunks of many files, searchable by Jaccard similarity to a query text."""
 
-    def __init__(self, window: int = 10, stride: int = 5) -> None:
+    def __init__(self, window: int = 10, stride: int = 5, chunking: str = "windows") -> None:
+        if chunking not in CHUNKINGS:
+            raise ValueError(f"chunking must be one of {CHUNKINGS}, got {chunking!r}")
         self.window = window
         self.stride = stride
+        self.chunking = chunking
         self._lock = threading.Lock()
         self._next_id = 0
         self._chunks: dict[int, Chunk] = {}
@@ -40,7 +46,12 @@ class ChunkIndex:
 
     def update_file(self, path: str, text: str) -> int:
         """Replace the chunks of `path` with those of `text`; return the new chunk count."""
-        chunks = window_chunks(path, text, self.window, self.stride)
+        if self.chunking == "syntax":
+            chunks = syntax_chunks(
+                path, text, budget=int(self.window * 1.5), window=self.window, stride=self.stride
+            )
+        else:
+            chunks = window_chunks(path, text, self.window, self.stride)
         with self._lock:
             self._remove_locked(path)
             ids = []

@@ -33,10 +33,11 @@ class WorkspaceIndex:
         stride: int = 5,
         max_file_bytes: int = 1_000_000,
         exclude: Sequence[str] = (),
+        chunking: str = "windows",
     ) -> None:
         self.root = root.resolve()
         self.filter = FileFilter(self.root, max_file_bytes, tuple(exclude))
-        self.chunks = ChunkIndex(window, stride)
+        self.chunks = ChunkIndex(window, stride, chunking)
         self._open: dict[str, str] = {}
         self._lock = threading.Lock()
         self._watcher: WorkspaceWatcher | None = None
