@@ -33,6 +33,7 @@ def run_eval(
     every: int = 1,
     layout: str = "psm",
     chunking: str = "windows",
+    reuse_never: Path | None = None,
 ) -> int:
     lists = repo_lists()
     requirements = repos or (lists["smoke"] if smoke else lists["eval"])
@@ -63,6 +64,7 @@ def run_eval(
             policy=policy,
             live=live,
             chunking=chunking,
+            reuse_never=reuse_never,
         )
     rows = load_rows(results, [t.id for t in tasks])
     if not rows:

@@ -75,8 +75,18 @@ def run_tasks(
     policy: LlamaGenerator | None = None,
     live: int = 0,
     chunking: str = "windows",
+    reuse_never: Path | None = None,
 ) -> None:
-    """Run every task not yet in `results`; the first `live` tasks also run `selective` live."""
+    """Run every task not yet in `results`; the first `live` tasks also run `selective` live.
+
+    `reuse_never`: an earlier results file whose `never` runs are reused (they do not depend
+    on the retrieval settings), so comparing retrieval variants costs only their `always` runs.
+    """
+    earlier = (
+        {r["id"]: r["never"] for r in load_rows(reuse_never, [t.id for t in tasks])}
+        if (reuse_never is not None)
+        else {}
+    )
     finished = done_ids(results)
     todo = [t for t in tasks if t.id not in finished]
     indexes: dict[str, WorkspaceIndex] = {}
@@ -91,7 +101,10 @@ def run_tasks(
             engine = CompletionEngine(generator, indexes[task.repo])
             req = request_for(task, root)
             row: dict[str, Any] = {**task.as_dict()}
-            row["never"] = _pass(engine, task, req, options_for(task, base, "never"))
+            if task.id in earlier:
+                row["never"] = {**earlier[task.id], "reused_from": str(reuse_never)}
+            else:
+                row["never"] = _pass(engine, task, req, options_for(task, base, "never"))
             row["always"] = _pass(engine, task, req, options_for(task, base, "always"))
             if policy is not None:
                 pol = CompletionEngine(policy, indexes[task.repo])
