@@ -36,6 +36,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "selective": {"retrieval": {"mode": "selective"}},
     "never, spm": {"retrieval": {"mode": "never"}, "context": {"layout": "spm"}},
     "always, spm": {"retrieval": {"mode": "always"}, "context": {"layout": "spm"}},
+    "selective, spm": {"retrieval": {"mode": "selective"}, "context": {"layout": "spm"}},
 }
 
 
