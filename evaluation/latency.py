@@ -37,6 +37,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "never, spm": {"retrieval": {"mode": "never"}, "context": {"layout": "spm"}},
     "always, spm": {"retrieval": {"mode": "always"}, "context": {"layout": "spm"}},
     "selective, spm": {"retrieval": {"mode": "selective"}, "context": {"layout": "spm"}},
+    "never, right 64": {"retrieval": {"mode": "never"}, "context": {"rightTokens": 64}},
+    "selective, right 64": {"retrieval": {"mode": "selective"}, "context": {"rightTokens": 64}},
 }
 
 

@@ -115,6 +115,8 @@ class CompletionEngine:
         is_cancelled: Callable[[], bool] = lambda: False,
     ) -> CompletionResult:
         started = time.perf_counter()
+        if is_cancelled():  # superseded while it waited for the model: no work at all
+            raise Cancelled()
         left, right = request.split()
         # A prompt ending in indentation splits the usual "    if" tokens and the model
         # indents again; end the prompt at the line start and remove that indent afterwards.
@@ -170,6 +172,8 @@ class CompletionEngine:
             return bool(chunks)
 
         with self.generator.lock:
+            if is_cancelled():
+                raise Cancelled()
             if options.mode == "always":
                 chunks = retrieve()
                 final_prompt = self._prompt(request, context, options, chunks)
