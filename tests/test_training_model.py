@@ -13,10 +13,9 @@ import pytest
 
 from evaluation.tasks import Task
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
-from models.files import pull_default_model
+from models.files import pull_base_model, pull_default_model
 from models.generation import LlamaGenerator, PassStats
 from retrieval.workspace_index import WorkspaceIndex
-from training.export import export_model
 from training.hidden import HiddenFromLogits
 from training.label import decode_vector, label_blank
 
@@ -31,7 +30,7 @@ PROMPT = (
 
 @pytest.fixture(scope="module")
 def base() -> Path:
-    return pull_default_model()
+    return pull_base_model()
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +103,21 @@ def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace,
     assert 0 < row["best_jaccard"] <= 1
 
 
+@pytest.fixture
+def request_cleanup():
+    """Files the test leaves in the model cache, removed afterwards."""
+    paths: list[Path] = []
+
+    def add(path: Path) -> None:
+        paths.extend([path, path.with_suffix(".verify.json")])
+
+    yield add
+    for p in paths:
+        p.unlink(missing_ok=True)
+
+
 def test_exported_token_is_read_by_the_runtime_and_never_generated(
-    workspace, base, hidden, tmp_path
+    workspace, base, hidden, tmp_path, request_cleanup
 ):
     generator = LlamaGenerator(base)
     h = hidden.hidden(_decision_logits(generator, *PROMPT))
@@ -119,7 +131,11 @@ def test_exported_token_is_read_by_the_runtime_and_never_generated(
     }
     head_path = tmp_path / "head.json"
     head_path.write_text(json.dumps(head))
-    exported = export_model(base, head_path, tmp_path / "patched.gguf")
+    # `model pull` writes a shipped head into the verified base (here: this synthetic one).
+    exported = pull_default_model(head=head_path)
+    request_cleanup(exported)
+    assert exported != base and exported.parent == base.parent
+    assert pull_default_model(head=head_path) == exported  # done once, then reused
     report = json.loads(exported.with_suffix(".verify.json").read_text())
     assert report["max_abs_p_diff"] < 0.02 and report["max_abs_other_logit_residual"] < 0.5
 

@@ -120,6 +120,7 @@ def export_model(base: Path, head_path: Path, out: Path | None = None) -> Path:
             data[token_id] = quantize(row[None, :], tensor.tensor_type)[0]
         writer.write_tensor_data(data)
     writer.close()
+    out.with_suffix(".verify.json").unlink(missing_ok=True)
     os.replace(tmp, out)
     report = verify_export(base, out, head, token_id)
     out.with_suffix(".verify.json").write_text(json.dumps(report, indent=1))
