@@ -18,11 +18,14 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from lsp_server.settings import SECTION, Settings, parse_settings
@@ -37,11 +40,38 @@ DECISION_PREFIX = "repoformer decision "
 __version__ = "0.1.0"
 
 
+@dataclass(frozen=True)
+class _Answered:
+    """A request already answered with an error; pygls skips it (unknown jsonrpc version)."""
+
+    jsonrpc: str = "answered"
+
+
+class _Protocol(LanguageServerProtocol):
+    """pygls drops a request whose parameters do not parse (it logs and never replies, so
+    the editor waits forever); answer it with the JSON-RPC error instead."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if not (isinstance(data, dict) and "id" in data and "method" in data):
+                raise
+            log.warning("invalid %s request %s: %s", data["method"], data["id"], exc.message)
+            self._send_response(
+                data["id"],
+                error=types.ResponseError(
+                    code=exc.code, message=f"{exc.message} ({data['method']})"
+                ),
+            )
+            return _Answered()
+
+
 class RepoformerServer(LanguageServer):
     """Server state: settings, the workspace index and the model (loaded in the background)."""
 
     def __init__(self) -> None:
-        super().__init__("repoformer-lsp", __version__)
+        super().__init__("repoformer-lsp", __version__, protocol_cls=_Protocol)
         self.settings = Settings()
         self.init_options: Any = None
         self.root: Path | None = None
@@ -196,7 +226,9 @@ class RepoformerServer(LanguageServer):
         """Run one completion; returns [] or [text]. Logs the decision record."""
         started = time.perf_counter()
         uri = params.text_document.uri
-        doc = self.workspace.get_text_document(uri)
+        doc = self._document(uri)
+        if doc is None:
+            return []
         position = doc.position_from_client_units(params.position)
         path = Path(to_fs_path(uri) or uri)
         request = CompletionRequest(path, doc.source, position.line, position.character, uri)
@@ -262,6 +294,21 @@ class RepoformerServer(LanguageServer):
             return []
         self.type_through.store(uri, left, right, result.text)
         return [result.text]
+
+    def _document(self, uri: str) -> Any:
+        """The open document, else the file on disk; None (and one log line) when neither
+        can be read."""
+        if uri in self.workspace.text_documents:
+            return self.workspace.get_text_document(uri)
+        path = to_fs_path(uri)
+        try:
+            if path is None or not Path(path).is_file():
+                raise FileNotFoundError(path or uri)
+            Path(path).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.log(f"repoformer: no completion for {uri}: not open and not readable ({exc})")
+            return None
+        return self.workspace.get_text_document(uri)
 
     def _log_record(self, record: dict[str, Any]) -> None:
         self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
