@@ -55,7 +55,7 @@ class WorkspaceIndex:
             with self._lock:
                 if key in self._open:
                     continue
-            text = read_source_file(path, self.filter.max_file_bytes)
+            text = self._read(path)
             if text is not None:
                 with self._lock:
                     if key not in self._open:
@@ -76,6 +76,16 @@ class WorkspaceIndex:
 
     def _indexable(self, path: Path) -> bool:
         return self.filter.is_candidate(path)
+
+    def _read(self, path: Path) -> str | None:
+        """A file's text from disk, unless it is a link that leads out of the workspace
+        (a `notes.py -> ~/.ssh/id_rsa` must never reach a prompt)."""
+        try:
+            if not path.resolve().is_relative_to(self.root):
+                return None
+        except (OSError, RuntimeError):  # a symlink loop
+            return None
+        return read_source_file(path, self.filter.max_file_bytes)
 
     def open_document(self, path: Path, text: str) -> None:
         """didOpen / didChange: the buffer text replaces the disk text for this file."""
@@ -104,7 +114,7 @@ class WorkspaceIndex:
         with self._lock:
             if key in self._open:
                 return
-        text = read_source_file(path, self.filter.max_file_bytes) if self._indexable(path) else None
+        text = self._read(path) if self._indexable(path) else None
         with self._lock:
             if key in self._open:
                 return
