@@ -16,6 +16,7 @@ Retrieval modes:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from retrieval.workspace_index import WorkspaceIndex
 Mode = Literal["selective", "always", "never"]
 MODES: tuple[Mode, ...] = ("selective", "always", "never")
 CONFIDENCE_THRESHOLD = 0.5  # the confidence policy's default threshold
+_EOL = re.compile(r"\r\n|\r|\n")
 
 
 class Cancelled(Exception):
@@ -69,11 +71,13 @@ class CompletionRequest:
     query: str | None = None  # overrides the retrieval query (training's oracle samples)
 
     def split(self) -> tuple[str, str]:
-        """(text before the cursor, text after it); positions past the end are clamped."""
-        lines = self.text.split("\n")
-        line = min(max(self.line, 0), len(lines) - 1)
-        col = min(max(self.character, 0), len(lines[line]))
-        offset = sum(len(x) + 1 for x in lines[:line]) + col
+        """(text before the cursor, text after it); positions past the end are clamped.
+        Lines end at \n, \r\n or \r, as in LSP."""
+        breaks = list(_EOL.finditer(self.text))
+        line = min(max(self.line, 0), len(breaks))
+        start = breaks[line - 1].end() if line > 0 else 0
+        end = breaks[line].start() if line < len(breaks) else len(self.text)
+        offset = start + min(max(self.character, 0), end - start)
         return self.text[:offset], self.text[offset:]
 
 

@@ -18,3 +18,32 @@ class CharTokenizer:
     def decode(self, ids: list[int]) -> str:
         names = {v: k for k, v in SPECIALS.items()}
         return "".join(names.get(i, chr(i)) if i >= 1_000_000 else chr(i) for i in ids)
+
+
+class FakeGenerator(CharTokenizer):
+    """Stands in for LlamaGenerator in fuzz tests: 'generates' a fixed text, char by char."""
+
+    def __init__(self, output: str = "value = compute(x)\n    return value\n") -> None:
+        import threading
+
+        self.output = output
+        self.lock = threading.Lock()
+        self.n_ctx = 1 << 20
+        self.stop_tokens = {0}
+        self.retrieve_head = None
+
+    def token_bytes(self, token: int) -> bytes:
+        return chr(token).encode()
+
+    def greedy(self, prompt, max_tokens, stats, on_prefill=None, should_stop=lambda: False):
+        import numpy as np
+
+        from models.generation import Step
+
+        stats.prompt_tokens = len(prompt)
+        if on_prefill is not None and on_prefill(np.zeros(8, dtype=np.float32)):
+            return
+        for ch in self.output[:max_tokens]:
+            stats.generated_tokens += 1
+            yield Step(ord(ch), -0.1, ch.encode())
+        yield Step(0, -0.1, b"")
