@@ -33,6 +33,7 @@ from models.engine import Cancelled, CompletionEngine, CompletionRequest, Comple
 from models.files import ModelFileError, pull_default_model
 from models.generation import LlamaGenerator
 from models.typethrough import TypeThroughCache
+from retrieval.store import default_store_path
 from retrieval.workspace_index import WorkspaceIndex
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,14 @@ class RepoformerServer(LanguageServer):
         model_changed = old.model_path != settings.model_path or old.n_ctx != settings.n_ctx
         if model_changed and self.model_ready is not None:
             self.start_model()
-        index_keys = ("chunk_lines", "chunk_stride", "chunking", "max_file_bytes", "exclude")
+        index_keys = (
+            "chunk_lines",
+            "chunk_stride",
+            "chunking",
+            "max_file_bytes",
+            "exclude",
+            "persist_index",
+        )
         if self.index is not None and any(
             getattr(old, k) != getattr(settings, k) for k in index_keys
         ):
@@ -192,6 +200,9 @@ class RepoformerServer(LanguageServer):
             chunking=s.chunking,
             max_file_bytes=s.max_file_bytes,
             exclude=s.exclude,
+            store=default_store_path(self.root, f"{s.chunking}|{s.chunk_lines}|{s.chunk_stride}")
+            if s.persist_index
+            else None,
         )
         for doc in list(self.workspace.text_documents.values()):
             index.open_document(Path(to_fs_path(doc.uri) or doc.uri), doc.source)

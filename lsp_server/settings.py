@@ -31,6 +31,7 @@ class Settings:
     chunk_lines: int = 10
     chunk_stride: int = 5
     chunking: str = "windows"
+    persist_index: bool = True
     max_file_bytes: int = 1_000_000
     exclude: tuple[str, ...] = ()
     watch_files: bool = True
@@ -120,6 +121,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "retrieval.chunk_lines": (_int(1, 500), "chunk_lines"),
     "retrieval.chunk_stride": (_int(1, 500), "chunk_stride"),
     "retrieval.chunking": (_choice(*CHUNKINGS), "chunking"),
+    "retrieval.persist": (_bool, "persist_index"),
     "retrieval.max_file_bytes": (_int(1, 100_000_000), "max_file_bytes"),
     "retrieval.exclude": (_patterns, "exclude"),
     "retrieval.watch_files": (_bool, "watch_files"),

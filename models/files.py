@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
+from retrieval.store import cache_root
 
 GGUF_MAGIC = b"GGUF"
 
@@ -49,9 +49,7 @@ PullProgress = Callable[[str, int, int], None]
 
 
 def model_cache_dir() -> Path:
-    override = os.environ.get("REPOFORMER_CACHE_DIR")
-    base = Path(override) if override else Path(platformdirs.user_cache_dir("repoformer-lsp"))
-    return base / "models"
+    return cache_root() / "models"
 
 
 def default_model_path() -> Path:

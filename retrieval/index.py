@@ -44,14 +44,23 @@ class ChunkIndex:
         self._arrays: dict[str, np.ndarray] = {}  # posting sets as arrays, built on demand
         self._sizes = np.zeros(1024, dtype=np.int32)  # token count of each chunk id
 
-    def update_file(self, path: str, text: str) -> int:
-        """Replace the chunks of `path` with those of `text`; return the new chunk count."""
+    def update_file(self, path: str, text: str) -> list[Chunk]:
+        """Replace the chunks of `path` with those of `text`; return the new chunks."""
+        chunks = self.chunk_text(path, text)
+        self.set_chunks(path, chunks)
+        return chunks
+
+    def chunk_text(self, path: str, text: str) -> list[Chunk]:
         if self.chunking == "syntax":
             chunks = syntax_chunks(
                 path, text, budget=int(self.window * 1.5), window=self.window, stride=self.stride
             )
         else:
             chunks = window_chunks(path, text, self.window, self.stride)
+        return chunks
+
+    def set_chunks(self, path: str, chunks: list[Chunk]) -> None:
+        """Replace the chunks of `path` (chunks computed earlier, or loaded from disk)."""
         with self._lock:
             self._remove_locked(path)
             ids = []
@@ -67,7 +76,6 @@ class ChunkIndex:
                     self._arrays.pop(token, None)
                 ids.append(cid)
             self._file_chunks[path] = ids
-        return len(chunks)
 
     def remove_file(self, path: str) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from retrieval.index import ChunkIndex, ScoredChunk
+from retrieval.store import IndexStore, StoredFile, content_hash
 from retrieval.watcher import WorkspaceWatcher
 from retrieval.workspace import FileFilter, iter_source_files, read_source_file
 
@@ -34,8 +35,11 @@ class WorkspaceIndex:
         max_file_bytes: int = 1_000_000,
         exclude: Sequence[str] = (),
         chunking: str = "windows",
+        store: Path | None = None,
     ) -> None:
+        """`store`: an SQLite file that keeps the index across restarts (None: memory only)."""
         self.root = root.resolve()
+        self.store_path = store
         self.filter = FileFilter(self.root, max_file_bytes, tuple(exclude))
         self.chunks = ChunkIndex(window, stride, chunking)
         self._open: dict[str, str] = {}
@@ -43,6 +47,7 @@ class WorkspaceIndex:
         self._watcher: WorkspaceWatcher | None = None
         self.ready = threading.Event()
         self.build_seconds: float | None = None
+        self.build_stats = {"loaded": 0, "read": 0, "rechunked": 0}
 
     # -- building ---------------------------------------------------------------------
 
@@ -50,18 +55,20 @@ class WorkspaceIndex:
         """Index every source file on disk (open buffers keep their text); return file count."""
         started = time.perf_counter()
         files = list(iter_source_files(self.filter))
+        store = self._open_store()
+        stored = store.load_all() if store is not None else {}
         for done, path in enumerate(files, 1):
             key = str(path)
             with self._lock:
                 if key in self._open:
                     continue
-            text = self._read(path)
-            if text is not None:
-                with self._lock:
-                    if key not in self._open:
-                        self.chunks.update_file(key, text)
+            self._build_file(path, stored.get(key), store)
             if progress is not None:
                 progress(done, len(files), key)
+        if store is not None:
+            store.keep_only({str(p) for p in files})
+            store.commit()
+            store.close()
         self.build_seconds = time.perf_counter() - started
         self.ready.set()
         log.info(
@@ -71,6 +78,44 @@ class WorkspaceIndex:
             self.build_seconds,
         )
         return len(files)
+
+    def _open_store(self) -> IndexStore | None:
+        if self.store_path is None:
+            return None
+        try:
+            return IndexStore(self.store_path)
+        except Exception as exc:  # sqlite3.Error, a full disk, a read-only cache: index anyway
+            log.warning("index store %s unusable (%s): indexing from scratch", self.store_path, exc)
+            return None
+
+    def _build_file(self, path: Path, row: StoredFile | None, store: IndexStore | None) -> None:
+        """Index one file at build time, from its stored row when the file is unchanged."""
+        key = str(path)
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        if row is not None and row.mtime_ns == st.st_mtime_ns and row.size == st.st_size:
+            self.build_stats["loaded"] += 1
+            chunks = row.chunks
+        else:
+            text = self._read(path)
+            if text is None:
+                return
+            self.build_stats["read"] += 1
+            sha = content_hash(text)
+            if row is not None and row.sha256 == sha:
+                chunks = row.chunks  # touched, not changed
+                if store is not None:
+                    store.touch(key, st.st_mtime_ns)
+            else:
+                self.build_stats["rechunked"] += 1
+                chunks = self.chunks.chunk_text(key, text)
+                if store is not None:
+                    store.save(key, st.st_mtime_ns, st.st_size, sha, chunks)
+        with self._lock:
+            if key not in self._open:
+                self.chunks.set_chunks(key, chunks)
 
     # -- editor documents ---------------------------------------------------------------
 

@@ -72,3 +72,50 @@ def test_a_branch_switch_storm_ends_identical_to_a_fresh_build(tmp_path: Path):
         assert _snapshot(index) == expected
     finally:
         index.stop_watching()
+
+
+def test_the_index_store_spares_a_restart_from_re_reading_an_unchanged_workspace(
+    tmp_path: Path,
+):
+    import os
+
+    root = tmp_path / "ws"
+    (root / "pkg").mkdir(parents=True)
+    for i in range(30):
+        (root / "pkg" / f"m{i}.py").write_text(f"def f{i}(value):\n    return value + {i}\n")
+    store = tmp_path / "cache" / "index.sqlite"
+
+    def snapshot(index: WorkspaceIndex) -> dict:
+        return {
+            f: [(c.start_line, c.text, c.tokens) for c in index.chunks.chunks_of(f)]
+            for f in index.chunks.files()
+        }
+
+    first = WorkspaceIndex(root, store=store)
+    first.build()
+    assert first.build_stats == {"loaded": 0, "read": 30, "rechunked": 30}
+    # Changes while the server was down: one edit, one touch without change, one deletion.
+    (root / "pkg" / "m1.py").write_text("def changed(): pass\n")
+    touched = root / "pkg" / "m2.py"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    (root / "pkg" / "m3.py").unlink()
+    second = WorkspaceIndex(root, store=store)
+    second.build()
+    assert second.build_stats == {"loaded": 27, "read": 2, "rechunked": 1}
+    fresh = WorkspaceIndex(root)
+    fresh.build()
+    assert snapshot(second) == snapshot(fresh)
+    third = WorkspaceIndex(root, store=store)  # the deletion was dropped from the store too
+    third.build()
+    assert third.build_stats["loaded"] == 29 and snapshot(third) == snapshot(fresh)
+
+
+def test_a_damaged_store_does_not_stop_indexing(tmp_path: Path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "a.py").write_text("x = 1\n")
+    store = tmp_path / "index.sqlite"
+    store.write_bytes(b"this is not a database")
+    index = WorkspaceIndex(root, store=store)
+    index.build()
+    assert index.chunks.files() == [str(root / "a.py")]

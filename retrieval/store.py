@@ -1,0 +1,95 @@
+"""The index on disk (SQLite in the cache folder): a restart re-reads only what changed.
+
+One row per file: its size, modification time and content hash, and its chunks with their
+token sets. At build time a file whose size and mtime are unchanged is loaded from its
+row without being read; one whose mtime moved is read and hashed, and re-chunked only if
+its content changed. Rows of files that are gone are dropped. Only files the index
+accepts are stored (secrets and ignored files never are).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from retrieval.chunking import Chunk
+
+SCHEMA_VERSION = 1
+
+
+def cache_root() -> Path:
+    """The project's cache folder (models, indexes); REPOFORMER_CACHE_DIR overrides it."""
+    override = os.environ.get("REPOFORMER_CACHE_DIR")
+    return Path(override) if override else Path(platformdirs.user_cache_dir("repoformer-lsp"))
+
+
+def default_store_path(root: Path, params: str) -> Path:
+    """One database per workspace and chunking configuration."""
+    key = hashlib.sha1(f"{root.resolve()}|{params}|{SCHEMA_VERSION}".encode()).hexdigest()[:16]
+    return cache_root() / "index" / f"{key}.sqlite"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    mtime_ns: int
+    size: int
+    sha256: str
+    chunks: list[Chunk]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
+
+
+class IndexStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, check_same_thread=False)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, mtime_ns INTEGER, "
+            "size INTEGER, sha256 TEXT, chunks TEXT)"
+        )
+
+    def load_all(self) -> dict[str, StoredFile]:
+        out = {}
+        for path, mtime, size, sha, blob in self.db.execute("SELECT * FROM files"):
+            try:
+                chunks = [
+                    Chunk(path, start, end, text, frozenset(tokens.split()), header)
+                    for start, end, text, tokens, header in json.loads(blob)
+                ]
+            except (ValueError, TypeError):
+                continue  # a damaged row: the file is simply read again
+            out[path] = StoredFile(mtime, size, sha, chunks)
+        return out
+
+    def save(self, path: str, mtime_ns: int, size: int, sha: str, chunks: list[Chunk]) -> None:
+        blob = json.dumps(
+            [
+                [c.start_line, c.end_line, c.text, " ".join(sorted(c.tokens)), c.header]
+                for c in chunks
+            ]
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", (path, mtime_ns, size, sha, blob)
+        )
+
+    def touch(self, path: str, mtime_ns: int) -> None:
+        self.db.execute("UPDATE files SET mtime_ns = ? WHERE path = ?", (mtime_ns, path))
+
+    def keep_only(self, paths: set[str]) -> None:
+        stored = {row[0] for row in self.db.execute("SELECT path FROM files")}
+        self.db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in stored - paths])
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
