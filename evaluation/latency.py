@@ -251,10 +251,9 @@ def summarize(run: dict[str, Any], floor: list[float]) -> dict[str, Any]:
 def index_benchmark(roots: list[Path], queries: int = 200, seed: int = 0) -> dict[str, Any]:
     """Build over several projects; retrieval latency; re-indexing a 1,000-line file."""
     import resource
+    import tempfile
 
     from retrieval.workspace_index import WorkspaceIndex
-
-    import tempfile
 
     rng = np.random.default_rng(seed)
     common = Path(os.path.commonpath([str(r) for r in roots]))
