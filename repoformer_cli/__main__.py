@@ -258,6 +258,20 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_bench_stress(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from evaluation.stress import run_stress
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = Path(tmp) / "workspace"
+        shutil.copytree(Path(args.workspace), workspace)
+        report = run_stress(workspace, Path(args.out), args.requests, args.seed)
+    print(json.dumps(report, indent=1))
+    return 0 if not report["errors"] and report["exit_code"] == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repoformer-lsp", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -315,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--config", action="append", help="configuration(s) (default: all)")
     latency.add_argument("--seed", type=int, default=0)
     latency.set_defaults(func=cmd_bench_latency)
+    stress = bench_sub.add_parser("stress", help="rapid requests, edits and cancellations")
+    stress.add_argument("--workspace", default="examples/workspace")
+    stress.add_argument("--requests", type=int, default=300)
+    stress.add_argument("--seed", type=int, default=0)
+    stress.add_argument("--out", default="benchmarks/results/stress-latest")
+    stress.set_defaults(func=cmd_bench_stress)
 
     train = sub.add_parser("train", help="the Repoformer training pipeline (retrieve token)")
     train_sub = train.add_subparsers(dest="train_command", required=True)
