@@ -32,6 +32,7 @@ from lsp_server.settings import SECTION, Settings, parse_settings
 from models.engine import Cancelled, CompletionEngine, CompletionRequest, CompletionResult
 from models.files import ModelFileError, pull_default_model
 from models.generation import LlamaGenerator
+from models.remote import RemoteCompletions
 from models.typethrough import TypeThroughCache
 from retrieval.store import default_store_path
 from retrieval.workspace_index import WorkspaceIndex
@@ -278,7 +279,13 @@ class RepoformerServer(LanguageServer):
             return []
         if superseded():
             return []
-        engine = CompletionEngine(generator, self.index)
+        s = self.settings
+        remote = (
+            RemoteCompletions(s.remote_url, s.remote_model, s.remote_api_key, s.remote_timeout_s)
+            if s.remote_url
+            else None
+        )
+        engine = CompletionEngine(generator, self.index, remote)
         options = self.settings.completion
         cancelled = threading.Event()
         loop = asyncio.get_running_loop()
@@ -296,6 +303,10 @@ class RepoformerServer(LanguageServer):
             if why == "superseded":
                 return []
             raise
+        except Exception as exc:  # a remote server down, a prompt too long: no crash
+            log.exception("completion failed")
+            self._log_record(self._empty_record(request, f"{type(exc).__name__}: {exc}"))
+            return []
         record = result.record
         stale = self.workspace.get_text_document(uri).version != version
         if stale:

@@ -32,6 +32,10 @@ class Settings:
     chunk_stride: int = 5
     chunking: str = "windows"
     persist_index: bool = True
+    remote_url: str = ""  # an OpenAI-compatible server generates; the local model decides
+    remote_model: str = ""
+    remote_api_key: str = ""
+    remote_timeout_s: float = 30.0
     max_file_bytes: int = 1_000_000
     exclude: tuple[str, ...] = ()
     watch_files: bool = True
@@ -79,6 +83,20 @@ def _float(lo: float, hi: float) -> Any:
 def _threshold(v: Any) -> float | None:
     """A probability, or null for the policy's default (the model's calibrated one)."""
     return None if v is None else _float(0.0, 1.0)(v)
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("expected a string")
+    return v
+
+
+def _url(v: Any) -> str:
+    if v is None or v == "":
+        return ""
+    if not isinstance(v, str) or not re.match(r"^https?://[^\s/]+", v):
+        raise ValueError("expected an http(s) URL such as http://127.0.0.1:8080")
+    return v
 
 
 def _choice(*allowed: str) -> Any:
@@ -139,6 +157,10 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "model.path": (_path, "model_path"),
     "model.n_threads": (_int(1, 256), "n_threads"),
     "model.n_ctx": (_int(256, 32768), "n_ctx"),
+    "model.remote.url": (_url, "remote_url"),
+    "model.remote.model": (_str, "remote_model"),
+    "model.remote.api_key": (_str, "remote_api_key"),
+    "model.remote.timeout_s": (_float(0.5, 600.0), "remote_timeout_s"),
 }
 SETTING_KEYS = tuple(_KEYS)
 

@@ -28,6 +28,7 @@ import numpy as np
 from models.decision import POLICIES, confidence_probability
 from models.generation import LlamaGenerator, PassStats
 from models.prompt import FimContext, Prompt, PromptBudget, build_prompt, fim_context
+from models.remote import RemoteCompletions
 from models.shape import CompletionShape
 from retrieval.index import ScoredChunk
 from retrieval.workspace_index import WorkspaceIndex
@@ -108,9 +109,16 @@ def retrieval_query(left: str, n_lines: int) -> str:
 class CompletionEngine:
     """Completes code at a cursor with a generator and (optionally) a workspace index."""
 
-    def __init__(self, generator: LlamaGenerator, index: WorkspaceIndex | None = None) -> None:
+    def __init__(
+        self,
+        generator: LlamaGenerator,
+        index: WorkspaceIndex | None = None,
+        remote: RemoteCompletions | None = None,
+    ) -> None:
+        """`remote`: generate on an inference server; `generator` then only decides."""
         self.generator = generator
         self.index = index
+        self.remote = remote
 
     def complete(
         self,
@@ -146,6 +154,9 @@ class CompletionEngine:
             timings["retrieval"] += (time.perf_counter() - t) * 1000
             return found
 
+        # With a remote generator the local pass stops once it has decided.
+        remote_decides_only = self.remote is not None and options.mode == "selective"
+
         def decide_at_prefill(logits: np.ndarray) -> bool:
             """The retrieve token's policy, before the first token; True abandons the pass.
             (In `never` mode it only records what the policy would have decided.)"""
@@ -159,9 +170,9 @@ class CompletionEngine:
             p_retrieve = head.probability(logits, best)
             captured["decided_at"] = time.perf_counter()
             if options.mode != "selective" or p_retrieve <= threshold:
-                return False
+                return remote_decides_only
             chunks = found or retrieve()
-            return bool(chunks)
+            return bool(chunks) or remote_decides_only
 
         def decide_at_first_line(logprobs: list[float]) -> bool:
             """The confidence policy, once the first line is generated; True abandons."""
@@ -171,9 +182,9 @@ class CompletionEngine:
             p_retrieve = confidence_probability(logprobs)
             captured["decided_at"] = time.perf_counter()
             if options.mode != "selective" or p_retrieve <= threshold:
-                return False
+                return remote_decides_only
             chunks = retrieve()
-            return bool(chunks)
+            return bool(chunks) or remote_decides_only
 
         with self.generator.lock:
             if is_cancelled():
@@ -181,7 +192,10 @@ class CompletionEngine:
             if options.mode == "always":
                 chunks = retrieve()
                 final_prompt = self._prompt(request, context, options, chunks)
-                result = self._run(final_prompt, shape, max_tokens, is_cancelled)
+                result = self._generate(final_prompt, shape, max_tokens, is_cancelled)
+            elif options.mode == "never" and self.remote is not None:
+                final_prompt = self._prompt(request, context, options, [])
+                result = self._generate(final_prompt, shape, max_tokens, is_cancelled)
             else:
                 final_prompt = self._prompt(request, context, options, [])
                 result = self._run(
@@ -194,11 +208,13 @@ class CompletionEngine:
                 )
                 if "decided_at" in captured:
                     timings["decision"] = (captured["decided_at"] - started) * 1000
-                if result.abandoned:
+                if result.abandoned or self.remote is not None:
+                    # Retrieving (or generating remotely): the local pass only decided.
                     timings["prefill"] += result.stats.prefill_ms
                     timings["generation"] += result.stats.generation_ms
-                    final_prompt = self._prompt(request, context, options, chunks)
-                    result = self._run(final_prompt, shape, max_tokens, is_cancelled)
+                    if chunks:
+                        final_prompt = self._prompt(request, context, options, chunks)
+                    result = self._generate(final_prompt, shape, max_tokens, is_cancelled)
         text = result.text
         if indent:
             text = text[len(indent) :] if text.startswith(indent) else text.lstrip(" \t")
@@ -231,6 +247,8 @@ class CompletionEngine:
             "timings_ms": {k: round(v, 1) for k, v in timings.items()},
             "completion_chars": len(text),
         }
+        if self.remote is not None:
+            record["generator"] = self.remote.endpoint
         if options.record_prompt_ids:
             record["prompt_ids"] = final_prompt.tokens
         return CompletionResult(text, record, captured.get("logits"))
@@ -294,6 +312,27 @@ class CompletionEngine:
             cfc_format=options.cfc_format,
             layout=options.layout,
         )
+
+    def _generate(
+        self,
+        prompt: Prompt,
+        shape: CompletionShape,
+        max_tokens: int,
+        is_cancelled: Callable[[], bool],
+    ) -> _Pass:
+        """The final generation: in-process, or on the remote server when there is one."""
+        if self.remote is None:
+            return self._run(prompt, shape, max_tokens, is_cancelled)
+        if is_cancelled():
+            raise Cancelled()
+        stop = ["<|file_sep|>", "<|endoftext|>", "<|fim_pad|>", "<|repo_name|>"]
+        if not shape.multiline:
+            stop.append("\n")
+        raw, ms = self.remote.complete(self.generator.detokenize(prompt.tokens), max_tokens, stop)
+        if is_cancelled():
+            raise Cancelled()
+        stats = PassStats(prompt_tokens=len(prompt.tokens), generation_ms=ms)
+        return _Pass(shape.cut(raw, finished=True) or "", stats)
 
     def _run(
         self,

@@ -128,6 +128,10 @@ class LlamaGenerator:
             raise KeyError(f"model has no token {special}")
         return tid
 
+    def detokenize(self, tokens: list[int]) -> str:
+        """Text of a prompt with its special tokens spelled out (for a remote server)."""
+        return bytes(self.llm.detokenize(tokens, special=True)).decode("utf-8", "replace")
+
     def token_bytes(self, token: int) -> bytes:
         return bytes(self.llm.detokenize([token]))
 
