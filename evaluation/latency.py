@@ -268,7 +268,7 @@ def index_benchmark(roots: list[Path], queries: int = 200, seed: int = 0) -> dic
     restart_s = time.perf_counter() - started
     store_mb = store.stat().st_size / 1e6
     store.unlink()
-    files = sorted(common.rglob("*.py"))
+    files = [Path(f) for f in index.chunks.files()]  # what was indexed
     texts = []
     lines_total = 0
     for f in files:

@@ -258,6 +258,17 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_bench_index(args: argparse.Namespace) -> int:
+    from evaluation.latency import index_benchmark
+
+    report = index_benchmark([Path(r).resolve() for r in args.root], queries=args.queries)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "index.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
 def cmd_bench_stress(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
@@ -329,6 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--config", action="append", help="configuration(s) (default: all)")
     latency.add_argument("--seed", type=int, default=0)
     latency.set_defaults(func=cmd_bench_latency)
+    index = bench_sub.add_parser("index", help="index build, restart, retrieval and update times")
+    index.add_argument("root", nargs="+", help="workspace folder(s) to index together")
+    index.add_argument("--queries", type=int, default=200)
+    index.add_argument("--out", default="benchmarks/results/index-latest")
+    index.set_defaults(func=cmd_bench_index)
     stress = bench_sub.add_parser("stress", help="rapid requests, edits and cancellations")
     stress.add_argument("--workspace", default="examples/workspace")
     stress.add_argument("--requests", type=int, default=300)
