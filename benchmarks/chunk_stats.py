@@ -1,5 +1,8 @@
+"""Index size, build time and retrieval latency of both chunkings over the evaluation projects."""
+
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +25,7 @@ for chunking in ("windows", "syntax"):
         rng = np.random.default_rng(0)
         for _ in range(30):
             f = files[int(rng.integers(len(files)))]
-            lines = open(f, encoding="utf-8", errors="replace").read().split("\n")
+            lines = Path(f).read_text("utf-8", errors="replace").split("\n")
             at = int(rng.integers(max(1, len(lines) - 10)))
             q = "\n".join(lines[at : at + 10])
             t = time.perf_counter()
