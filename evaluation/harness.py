@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from evaluation.report import build_report, machine_meta, write_markdown, write_plot
@@ -34,6 +35,7 @@ def run_eval(
     layout: str = "psm",
     chunking: str = "windows",
     reuse_never: Path | None = None,
+    right_tokens: int | None = None,
 ) -> int:
     lists = repo_lists()
     requirements = repos or (lists["smoke"] if smoke else lists["eval"])
@@ -54,6 +56,8 @@ def run_eval(
         generator = LlamaGenerator(model_path)
         policy = LlamaGenerator(policy_model) if policy_model else None
         base = CompletionOptions(threshold=threshold, layout=layout)
+        if right_tokens is not None:
+            base = replace(base, budget=replace(base.budget, right_tokens=right_tokens))
         (out / "tasks.json").write_text(json.dumps([t.as_dict() for t in tasks], indent=1))
         run_tasks(
             tasks,
@@ -81,6 +85,7 @@ def run_eval(
         "every": every,
         "layout": layout,
         "chunking": chunking,
+        "right_tokens": right_tokens,
         "n_tasks": len(rows),
         "n_tasks_planned": len(tasks),
     }

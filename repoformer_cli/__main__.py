@@ -187,6 +187,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         layout=args.layout,
         chunking=args.chunking,
         reuse_never=Path(args.reuse_never) if args.reuse_never else None,
+        right_tokens=args.right_tokens,
     )
 
 
@@ -326,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--layout", choices=LAYOUTS, default="psm", help="FIM prompt layout")
     ev.add_argument("--chunking", choices=CHUNKINGS, default="windows", help="retrieval units")
     ev.add_argument("--reuse-never", help="results.jsonl whose `never` runs are reused")
+    ev.add_argument("--right-tokens", type=int, help="right-context budget (default: server's)")
     ev.add_argument(
         "--report-only", action="store_true", help="rebuild the report from the results so far"
     )
