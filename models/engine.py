@@ -137,7 +137,7 @@ class CompletionEngine:
             left = left[: -len(indent)]
         else:
             indent = ""
-        shape = CompletionShape.at_cursor(left, right, options.max_lines)
+        shape = CompletionShape.at_cursor(left, right, options.max_lines, request.path.suffix)
         max_tokens = options.max_tokens_block if shape.multiline else options.max_tokens_line
         timings = {"decision": 0.0, "retrieval": 0.0, "prefill": 0.0, "generation": 0.0}
         policy, threshold = self.policy(options)

@@ -12,7 +12,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# What opens a block at the end of a line, per language (by file suffix). A trailing ":" is
+# a Python block; in brace languages it is a label, a `case`, or an object key.
 BLOCK_OPENERS = (":", "{", "(", "[")
+_BRACE_OPENERS = ("{", "(", "[", "=>")
+OPENERS_BY_SUFFIX: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys((".py", ".pyi"), BLOCK_OPENERS),
+    **dict.fromkeys(
+        (
+            ".js",
+            ".jsx",
+            ".mjs",
+            ".cjs",
+            ".ts",
+            ".tsx",
+            ".java",
+            ".go",
+            ".cs",
+            ".c",
+            ".h",
+            ".cc",
+            ".cpp",
+            ".hpp",
+            ".rs",
+            ".swift",
+            ".kt",
+            ".scala",
+            ".php",
+            ".dart",
+        ),
+        _BRACE_OPENERS,
+    ),
+}
 
 
 def _indent(line: str) -> int:
@@ -28,11 +59,15 @@ class CompletionShape:
     max_lines: int = 8
 
     @classmethod
-    def at_cursor(cls, left: str, right: str, max_lines: int = 8) -> CompletionShape:
+    def at_cursor(
+        cls, left: str, right: str, max_lines: int = 8, suffix: str = ".py"
+    ) -> CompletionShape:
+        """`suffix`: the file's extension, for the language's block openers."""
+        openers = OPENERS_BY_SUFFIX.get(suffix.lower(), BLOCK_OPENERS)
         line_prefix = left.rsplit("\n", 1)[-1]
         line_suffix, _, rest = right.partition("\n")
         stripped = line_prefix.strip()
-        multiline = not line_suffix.strip() and (not stripped or stripped.endswith(BLOCK_OPENERS))
+        multiline = not line_suffix.strip() and (not stripped or stripped.endswith(openers))
         next_code = next((ln.strip() for ln in rest.split("\n") if ln.strip()), "")
         return cls(multiline, line_prefix, line_suffix, next_code, max_lines)
 

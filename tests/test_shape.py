@@ -41,3 +41,13 @@ def test_multi_line_stops_before_repeating_the_following_code_and_at_max_lines()
 def test_finished_generation_is_always_cut():
     shape = CompletionShape.at_cursor("def f():\n    ", "")
     assert shape.cut("return 1   ", finished=True) == "return 1"
+
+
+def test_block_openers_follow_the_language():
+    assert CompletionShape.at_cursor("if (ready) {", "\n", suffix=".ts").multiline
+    assert CompletionShape.at_cursor("const f = (x) =>", "\n", suffix=".js").multiline
+    # In a brace language a trailing ":" is an object key or a case label, not a block.
+    assert not CompletionShape.at_cursor("  name:", "\n", suffix=".ts").multiline
+    assert CompletionShape.at_cursor("    if ready:", "\n", suffix=".py").multiline
+    brace = CompletionShape.at_cursor("func f() {\n\t", "\n}\n", suffix=".go")
+    assert brace.cut("x := 1\n\treturn x\n}\n", finished=False) == "x := 1\n\treturn x"
