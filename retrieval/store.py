@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,9 @@ class IndexStore:
         for path, mtime, size, sha, blob in self.db.execute("SELECT * FROM files"):
             try:
                 chunks = [
-                    Chunk(path, start, end, text, frozenset(tokens.split()), header)
+                    Chunk(
+                        path, start, end, text, frozenset(map(sys.intern, tokens.split())), header
+                    )
                     for start, end, text, tokens, header in json.loads(blob)
                 ]
             except (ValueError, TypeError):
