@@ -140,6 +140,7 @@ class RepoformerServer(LanguageServer):
             "max_file_bytes",
             "exclude",
             "persist_index",
+            "max_chunks",
         )
         if self.index is not None and any(
             getattr(old, k) != getattr(settings, k) for k in index_keys
@@ -204,6 +205,7 @@ class RepoformerServer(LanguageServer):
             store=default_store_path(self.root, f"{s.chunking}|{s.chunk_lines}|{s.chunk_stride}")
             if s.persist_index
             else None,
+            max_chunks=s.max_chunks,
         )
         for doc in list(self.workspace.text_documents.values()):
             index.open_document(Path(to_fs_path(doc.uri) or doc.uri), doc.source)
@@ -231,6 +233,15 @@ class RepoformerServer(LanguageServer):
             f"in {index.build_seconds or 0:.2f}s",
             types.MessageType.Info,
         )
+        if index.skipped_for_size:
+            self.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Warning,
+                    message=f"repoformer: the index stopped at {index.max_chunks:,} chunks; "
+                    f"{index.skipped_for_size:,} files are not indexed (raise "
+                    "repoformer.retrieval.maxChunks or exclude folders)",
+                )
+            )
 
     # -- completion -------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ class Settings:
     chunk_stride: int = 5
     chunking: str = "windows"
     persist_index: bool = True
+    max_chunks: int = 400_000
     remote_url: str = ""  # an OpenAI-compatible server generates; the local model decides
     remote_model: str = ""
     remote_api_key: str = ""
@@ -140,6 +141,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "retrieval.chunk_stride": (_int(1, 500), "chunk_stride"),
     "retrieval.chunking": (_choice(*CHUNKINGS), "chunking"),
     "retrieval.persist": (_bool, "persist_index"),
+    "retrieval.max_chunks": (_int(1, 50_000_000), "max_chunks"),
     "retrieval.max_file_bytes": (_int(1, 100_000_000), "max_file_bytes"),
     "retrieval.exclude": (_patterns, "exclude"),
     "retrieval.watch_files": (_bool, "watch_files"),

@@ -36,8 +36,13 @@ class WorkspaceIndex:
         exclude: Sequence[str] = (),
         chunking: str = "windows",
         store: Path | None = None,
+        max_chunks: int = 400_000,
     ) -> None:
-        """`store`: an SQLite file that keeps the index across restarts (None: memory only)."""
+        """`store`: an SQLite file that keeps the index across restarts (None: memory only).
+        `max_chunks`: the build stops adding files beyond this many chunks (about 2 million
+        lines, 2 GB of memory with fixed windows), so a huge monorepo cannot exhaust memory."""
+        self.max_chunks = max_chunks
+        self.skipped_for_size = 0
         self.root = root.resolve()
         self.store_path = store
         self.filter = FileFilter(self.root, max_file_bytes, tuple(exclude))
@@ -62,6 +67,9 @@ class WorkspaceIndex:
             with self._lock:
                 if key in self._open:
                     continue
+            if len(self.chunks) >= self.max_chunks:
+                self.skipped_for_size += 1
+                continue
             self._build_file(path, stored.get(key), store)
             if progress is not None:
                 progress(done, len(files), key)
@@ -70,6 +78,13 @@ class WorkspaceIndex:
             store.commit()
             store.close()
         self.build_seconds = time.perf_counter() - started
+        if self.skipped_for_size:
+            log.warning(
+                "index limit of %d chunks reached: %d files not indexed "
+                "(raise repoformer.retrieval.maxChunks, or exclude folders)",
+                self.max_chunks,
+                self.skipped_for_size,
+            )
         self.ready.set()
         log.info(
             "indexed %d files, %d chunks in %.2fs",

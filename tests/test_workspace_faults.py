@@ -119,3 +119,14 @@ def test_a_damaged_store_does_not_stop_indexing(tmp_path: Path):
     index = WorkspaceIndex(root, store=store)
     index.build()
     assert index.chunks.files() == [str(root / "a.py")]
+
+
+def test_the_index_stops_at_its_chunk_limit_and_says_so(tmp_path: Path):
+    root = tmp_path / "big"
+    root.mkdir()
+    for i in range(20):
+        (root / f"m{i:02}.py").write_text("".join(f"v{j} = {j}\n" for j in range(30)))
+    index = WorkspaceIndex(root, max_chunks=12)
+    index.build()
+    assert 12 <= len(index.chunks) < 12 + 6  # the file that crosses the limit is kept whole
+    assert index.skipped_for_size == 20 - len(index.chunks.files())
