@@ -5,22 +5,16 @@ python benchmarks/compare_runs.py BASE/results.jsonl VARIANT/results.jsonl "psm"
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from evaluation.runner import rows_by_id
+
 
 def load(path: Path) -> dict[str, dict]:
-    rows = {}
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        rows[row["id"]] = row
-    return rows
+    return rows_by_id(path)
 
 
 def main(base: Path, variant: Path, base_name: str, variant_name: str) -> str:

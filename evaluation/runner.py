@@ -119,14 +119,22 @@ def run_tasks(
             out.flush()
 
 
-def load_rows(results: Path, ids: Iterable[str]) -> list[dict[str, Any]]:
-    wanted = set(ids)
-    rows = {}
-    for line in results.read_text().splitlines():
+def rows_by_id(path: Path) -> dict[str, dict[str, Any]]:
+    """The rows of a JSON-lines file by their `id` (the last one wins; a line cut short by
+    a kill is skipped)."""
+    rows: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if row.get("id") in wanted:
+        if isinstance(row, dict) and "id" in row:
             rows[row["id"]] = row
-    return list(rows.values())
+    return rows
+
+
+def load_rows(results: Path, ids: Iterable[str]) -> list[dict[str, Any]]:
+    rows = rows_by_id(results)
+    return [rows[i] for i in dict.fromkeys(ids) if i in rows]

@@ -9,67 +9,21 @@ is exactly what an editor would see. Expected replies: a result, or RequestCance
 from __future__ import annotations
 
 import json
-import queue
 import random
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from evaluation.stdio_peer import StdioPeer
+
 CANCELLED = -32800
-
-
-class _Peer:
-    def __init__(self, cwd: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "repoformer_cli", "serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=cwd,
-        )
-        self.replies: dict[int, tuple[float, dict[str, Any]]] = {}
-        self.logs: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            length = 0
-            while (line := out.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            if not line:
-                return
-            msg = json.loads(out.read(length))
-            if "method" in msg and "id" in msg:
-                self.send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
-            elif "id" in msg:
-                self.replies[msg["id"]] = (time.perf_counter(), msg)
-            elif msg.get("method") == "window/logMessage":
-                self.logs.put(msg["params"]["message"])
-
-    def send(self, msg: dict[str, Any]) -> None:
-        body = json.dumps(msg).encode()
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        self.proc.stdin.flush()
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
 
 
 def run_stress(workspace: Path, out: Path, requests: int = 300, seed: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
-    peer = _Peer(workspace)
+    peer = StdioPeer(workspace)
     peer.send(
         {
             "jsonrpc": "2.0",
@@ -79,9 +33,12 @@ def run_stress(workspace: Path, out: Path, requests: int = 300, seed: int = 0) -
         }
     )
     peer.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
-    while True:  # the index (and with it the model load) is under way
-        if peer.logs.get(timeout=120).startswith("repoformer index:"):
-            break
+    peer.wait_for(  # the index (and with it the model load) is under way
+        lambda m: (
+            m.get("method") == "window/logMessage"
+            and m["params"]["message"].startswith("repoformer index:")
+        )
+    )
     path = workspace / "inventory" / "stress.py"
     uri = path.as_uri()
     text = (workspace / "inventory" / "report.py").read_text()
@@ -186,7 +143,7 @@ def _random_edit(text: str, rng: random.Random) -> str:
     return text[:at] + "\nvalue = compute(items)\n" + text[at:]
 
 
-def _wait(peer: _Peer, msg_id: int, timeout: float) -> dict[str, Any]:
+def _wait(peer: StdioPeer, msg_id: int, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while msg_id not in peer.replies:
         if time.monotonic() > deadline:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from evaluation.stdio_peer import StdioPeer
 from lsp_server.server import DECISION_PREFIX
 
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "repoformer_cli", "serve"])
@@ -112,47 +109,5 @@ async def complete_at_end(
     return text_out, records[-1]
 
 
-class RawClient:
-    """A minimal JSON-RPC peer over the server's stdio (answers server requests with null)."""
-
-    def __init__(self, stderr: Any = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "repoformer_cli", "serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL if stderr is None else stderr,
-        )
-        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            length = 0
-            while (line := out.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            if not line:
-                return
-            message = json.loads(out.read(length))
-            if "method" in message and "id" in message:  # a server request
-                self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
-            self.inbox.put(message)
-
-    def send(self, message: dict[str, Any]) -> None:
-        body = json.dumps(message).encode()
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        self.proc.stdin.flush()
-
-    def wait_for(self, pred: Any, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                message = self.inbox.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if pred(message):
-                return message
-        raise TimeoutError("no such message")
+# The raw stdio peer of the stress benchmark, for tests that speak JSON-RPC byte for byte.
+RawClient = StdioPeer

@@ -22,7 +22,7 @@ import numpy as np
 
 from evaluation.metrics import auroc, decision_quality
 from evaluation.repos import fetch_repo
-from evaluation.runner import done_ids, request_for
+from evaluation.runner import done_ids, request_for, rows_by_id
 from evaluation.tasks import Task
 from models.decision import first_token_logprob, sigmoid
 from models.engine import CompletionEngine, CompletionOptions
@@ -33,14 +33,7 @@ TASK_FIELDS = ("id", "repo", "type", "path", "start_line", "end_line", "target")
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        out[row["id"]] = row
-    return list(out.values())
+    return list(rows_by_id(path).values())
 
 
 def score_tasks(eval_results: Path, exported: Path, out: Path) -> None:

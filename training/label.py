@@ -29,7 +29,7 @@ import numpy as np
 
 from evaluation.metrics import edit_similarity
 from evaluation.repos import fetch_repo, repo_lists
-from evaluation.runner import done_ids, request_for
+from evaluation.runner import done_ids, request_for, rows_by_id
 from evaluation.tasks import Task, sample_tasks
 from models.decision import first_token_logprob
 from models.engine import CompletionEngine, CompletionOptions, retrieval_query
@@ -163,7 +163,7 @@ def label_blanks(
     dataset.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     done = 0
-    positives = sum(1 for row in _rows(dataset) if row.get("label"))
+    positives = sum(1 for row in load_dataset(dataset) if row.get("label"))
     with dataset.open("a") as out:
         for task in todo:
             if time_budget_s is not None and time.monotonic() - started > time_budget_s:
@@ -192,18 +192,5 @@ def label_blanks(
     return done
 
 
-def _rows(dataset: Path) -> Iterator[dict[str, Any]]:
-    if not dataset.exists():
-        return
-    for line in dataset.read_text().splitlines():
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            continue
-
-
 def load_dataset(dataset: Path) -> list[dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
-    for row in _rows(dataset):
-        rows[row["id"]] = row
-    return list(rows.values())
+    return list(rows_by_id(dataset).values())
