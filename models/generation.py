@@ -176,7 +176,6 @@ class LlamaGenerator:
                 stats.prefill_ms = (time.perf_counter() - started) * 1000
                 return
             llm.eval(prompt[start : start + PREFILL_PIECE])
-        stats.reused_tokens = common
         stats.prefill_ms = (time.perf_counter() - started) * 1000
         gen_started = time.perf_counter()
         try:
