@@ -81,7 +81,7 @@ class RepoformerServer(LanguageServer):
         self.generator: LlamaGenerator | None = None
         self.model_error: str | None = None
         self.model_ready: asyncio.Future[None] | None = None
-        self._model_key: Path | None = None
+        self._model_key: tuple[Path | None, int, int | None] | None = None
         self.index_task: asyncio.Future[None] | None = None
         self.settings_read = asyncio.Event()
         # One worker: the model runs one pass at a time; queued requests wait here, not on the loop.
@@ -130,7 +130,7 @@ class RepoformerServer(LanguageServer):
         for message in errors:
             self.log(f"repoformer settings: {message}", types.MessageType.Warning)
         old, self.settings = self.settings, settings
-        model_changed = old.model_path != settings.model_path or old.n_ctx != settings.n_ctx
+        model_changed = _model_key(old) != _model_key(settings)
         if model_changed and self.model_ready is not None:
             self.start_model()
         index_keys = (
@@ -155,9 +155,10 @@ class RepoformerServer(LanguageServer):
     async def _load_model(self) -> None:
         settings = self.settings
         path = settings.model_path
-        if self.generator is not None and self._model_key == path:
+        if self.generator is not None and self._model_key == _model_key(settings):
             return
-        self.generator, self.model_error, self._model_key = None, None, path
+        self.generator, self.model_error = None, None
+        self._model_key = _model_key(settings)
         progress = await self.start_progress("repoformer: preparing model")
         try:
             if path is None:
@@ -494,3 +495,8 @@ def shutdown(ls: RepoformerServer, params: None) -> None:
     """Stop the file watcher."""
     if ls.index is not None:
         ls.index.stop_watching()
+
+
+def _model_key(settings: Settings) -> tuple[Path | None, int, int | None]:
+    """What a loaded model depends on: a change to any of these reloads it."""
+    return settings.model_path, settings.n_ctx, settings.n_threads

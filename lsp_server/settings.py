@@ -32,7 +32,7 @@ class Settings:
     chunk_stride: int = 5
     chunking: str = "windows"
     persist_index: bool = True
-    max_chunks: int = 400_000
+    max_chunks: int = 1_000_000
     remote_url: str = ""  # an OpenAI-compatible server generates; the local model decides
     remote_model: str = ""
     remote_api_key: str = ""

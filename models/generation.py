@@ -78,6 +78,12 @@ class LlamaGenerator:
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
+            if "llama_context" in str(exc):  # the weights loaded; the KV cache did not fit
+                raise ModelFileError(
+                    f"not enough memory for a context of {n_ctx} tokens with {path.name} "
+                    f"({exc}): lower repoformer.model.n_ctx (2048 is plenty for completions) "
+                    "or free memory"
+                ) from exc
             raise ModelFileError(
                 f"llama.cpp could not load {path} ({exc}); the file may be truncated or not a "
                 "supported GGUF model: re-download it or point repoformer.model.path elsewhere"

@@ -15,8 +15,15 @@ class Chunk:
     start_line: int
     end_line: int
     text: str
-    tokens: frozenset[str]
     header: str = ""  # where the chunk sits (syntax chunks: `class A > def f(self):`)
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        """The identifiers of the chunk and its header, the set its Jaccard score uses.
+
+        Computed on demand, not stored: a set per chunk would be most of the index's memory.
+        """
+        return identifier_tokens(self.text) | identifier_tokens(self.header)
 
 
 def window_chunks(path: str, text: str, window: int = 10, stride: int = 5) -> list[Chunk]:
@@ -36,7 +43,6 @@ def window_chunks(path: str, text: str, window: int = 10, stride: int = 5) -> li
     for start in starts:
         end = min(start + window, len(lines))
         body = "".join(lines[start:end])
-        tokens = identifier_tokens(body)
-        if tokens:
-            chunks.append(Chunk(path, start, end, body, tokens))
+        if identifier_tokens(body):
+            chunks.append(Chunk(path, start, end, body))
     return chunks

@@ -4,12 +4,13 @@ An inverted index (token -> chunk ids) finds every chunk that shares a token wit
 query, so a search touches only candidate chunks and still ranks them by the exact
 set-Jaccard score. The overlap counts are computed with numpy over cached posting arrays
 (common tokens such as `self` have posting lists of tens of thousands of chunks).
-Updating a file re-chunks that file alone and drops the cached arrays of its tokens.
+Updating a file re-chunks that file alone.
 """
 
 from __future__ import annotations
 
 import threading
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,8 @@ class ScoredChunk:
 class ChunkIndex:
     """Chunks of many files, searchable by Jaccard similarity to a query text."""
 
+    compact_slack = 10_000  # dead ids tolerated beyond the number of live chunks
+
     def __init__(self, window: int = 10, stride: int = 5, chunking: str = "windows") -> None:
         if chunking not in CHUNKINGS:
             raise ValueError(f"chunking must be one of {CHUNKINGS}, got {chunking!r}")
@@ -40,9 +43,14 @@ class ChunkIndex:
         self._next_id = 0
         self._chunks: dict[int, Chunk] = {}
         self._file_chunks: dict[str, list[int]] = {}
-        self._postings: dict[str, set[int]] = {}
-        self._arrays: dict[str, np.ndarray] = {}  # posting sets as arrays, built on demand
+        # token -> ids of the chunks holding it, 4 bytes each. Removing a file only marks
+        # its ids dead (`_alive`); searches skip them and `_compact` drops them once they
+        # outnumber the live ones. (Sets of ints cost about ten times the memory.)
+        self._postings: dict[str, array[int]] = {}
+        self._arrays: dict[str, np.ndarray] = {}  # postings as numpy arrays, built on demand
         self._sizes = np.zeros(1024, dtype=np.int32)  # token count of each chunk id
+        self._alive = np.zeros(1024, dtype=bool)
+        self._dead = 0
 
     def update_file(self, path: str, text: str) -> list[Chunk]:
         """Replace the chunks of `path` with those of `text`; return the new chunks."""
@@ -70,9 +78,15 @@ class ChunkIndex:
                 self._chunks[cid] = chunk
                 if cid >= len(self._sizes):
                     self._sizes = np.concatenate([self._sizes, np.zeros_like(self._sizes)])
-                self._sizes[cid] = len(chunk.tokens)
-                for token in chunk.tokens:
-                    self._postings.setdefault(token, set()).add(cid)
+                    self._alive = np.concatenate([self._alive, np.zeros_like(self._alive)])
+                tokens = chunk.tokens
+                self._sizes[cid] = len(tokens)
+                self._alive[cid] = True
+                for token in tokens:
+                    posting = self._postings.get(token)
+                    if posting is None:
+                        posting = self._postings[token] = array("i")
+                    posting.append(cid)
                     self._arrays.pop(token, None)
                 ids.append(cid)
             self._file_chunks[path] = ids
@@ -83,14 +97,30 @@ class ChunkIndex:
 
     def _remove_locked(self, path: str) -> None:
         for cid in self._file_chunks.pop(path, ()):
-            chunk = self._chunks.pop(cid)
-            for token in chunk.tokens:
-                self._arrays.pop(token, None)
-                posting = self._postings.get(token)
-                if posting is not None:
-                    posting.discard(cid)
-                    if not posting:
-                        del self._postings[token]
+            del self._chunks[cid]
+            self._alive[cid] = False
+            self._dead += 1
+        if self._dead > len(self._chunks) + self.compact_slack:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop dead ids from every posting list (amortised: runs after as many removals)."""
+        alive = self._alive
+        for token, posting in list(self._postings.items()):
+            ids = np.frombuffer(posting, dtype=np.int32)
+            kept = ids[alive[ids]]
+            if len(kept):
+                self._postings[token] = array("i", kept.tobytes())
+            else:
+                del self._postings[token]
+        self._arrays.clear()
+        self._dead = 0
+
+    def stats(self) -> dict[str, int]:
+        """Live chunks, removed ones still in the posting lists, and posting entries."""
+        with self._lock:
+            entries = sum(len(p) for p in self._postings.values())
+            return {"chunks": len(self._chunks), "dead": self._dead, "posting_entries": entries}
 
     def files(self) -> list[str]:
         with self._lock:
@@ -120,6 +150,7 @@ class ChunkIndex:
                 return []
             counts = np.bincount(np.concatenate(arrays))
             cids = np.flatnonzero(counts)
+            cids = cids[self._alive[cids]]
             inter = counts[cids]
             scores = inter / (len(query_tokens) + self._sizes[cids] - inter)
             # Best first; widen the window while excluded or overlapping chunks crowd it.
@@ -158,8 +189,8 @@ class ChunkIndex:
         )
 
     def _posting_array(self, token: str) -> np.ndarray:
-        array = self._arrays.get(token)
-        if array is None:
-            array = np.fromiter(self._postings[token], dtype=np.int64)
-            self._arrays[token] = array
-        return array
+        ids = self._arrays.get(token)
+        if ids is None:
+            ids = np.array(self._postings[token], dtype=np.int32)
+            self._arrays[token] = ids
+        return ids

@@ -1,10 +1,10 @@
 """The index on disk (SQLite in the cache folder): a restart re-reads only what changed.
 
-One row per file: its size, modification time and content hash, and its chunks with their
-token sets. At build time a file whose size and mtime are unchanged is loaded from its
-row without being read; one whose mtime moved is read and hashed, and re-chunked only if
-its content changed. Rows of files that are gone are dropped. Only files the index
-accepts are stored (secrets and ignored files never are).
+One row per file: its size, modification time and content hash, and its chunks. At build
+time a file whose size and mtime are unchanged is loaded from its row without being read
+(one row at a time, so a restart holds only the index in memory); one whose mtime moved is
+read and hashed, and re-chunked only if its content changed. Rows of files that are gone
+are dropped. Only files the index accepts are stored (secrets and ignored files never are).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import platformdirs
 
 from retrieval.chunking import Chunk
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: chunks without their token sets
 
 
 def cache_root() -> Path:
@@ -38,10 +37,11 @@ def default_store_path(root: Path, params: str) -> Path:
 
 @dataclass(frozen=True)
 class StoredFile:
+    """What the store knows of a file without loading its chunks."""
+
     mtime_ns: int
     size: int
     sha256: str
-    chunks: list[Chunk]
 
 
 def content_hash(text: str) -> str:
@@ -58,28 +58,26 @@ class IndexStore:
             "size INTEGER, sha256 TEXT, chunks TEXT)"
         )
 
-    def load_all(self) -> dict[str, StoredFile]:
-        out = {}
-        for path, mtime, size, sha, blob in self.db.execute("SELECT * FROM files"):
-            try:
-                chunks = [
-                    Chunk(
-                        path, start, end, text, frozenset(map(sys.intern, tokens.split())), header
-                    )
-                    for start, end, text, tokens, header in json.loads(blob)
-                ]
-            except (ValueError, TypeError):
-                continue  # a damaged row: the file is simply read again
-            out[path] = StoredFile(mtime, size, sha, chunks)
-        return out
+    def stamps(self) -> dict[str, StoredFile]:
+        """Size, mtime and hash of every stored file (the chunks stay on disk until asked)."""
+        rows = self.db.execute("SELECT path, mtime_ns, size, sha256 FROM files")
+        return {path: StoredFile(mtime, size, sha) for path, mtime, size, sha in rows}
+
+    def chunks(self, path: str) -> list[Chunk] | None:
+        """The stored chunks of `path`; None when there are none or the row is damaged."""
+        row = self.db.execute("SELECT chunks FROM files WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return [
+                Chunk(path, start, end, text, header)
+                for start, end, text, header in json.loads(row[0])
+            ]
+        except (ValueError, TypeError):
+            return None  # a damaged row: the file is simply read again
 
     def save(self, path: str, mtime_ns: int, size: int, sha: str, chunks: list[Chunk]) -> None:
-        blob = json.dumps(
-            [
-                [c.start_line, c.end_line, c.text, " ".join(sorted(c.tokens)), c.header]
-                for c in chunks
-            ]
-        )
+        blob = json.dumps([[c.start_line, c.end_line, c.text, c.header] for c in chunks])
         self.db.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", (path, mtime_ns, size, sha, blob)
         )

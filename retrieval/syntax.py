@@ -144,9 +144,8 @@ class _Cutter:
 
     def emit(self, start: int, end: int, header: str) -> None:
         body = "".join(self.lines[start:end])
-        tokens = identifier_tokens(body) | identifier_tokens(header)
         if identifier_tokens(body):
-            self.chunks.append(Chunk(self.path, start, end, body, tokens, header))
+            self.chunks.append(Chunk(self.path, start, end, body, header))
 
     def split_long(self, start: int, end: int, header: str) -> None:
         """Consecutive pieces of at most `budget` lines."""

@@ -36,11 +36,12 @@ class WorkspaceIndex:
         exclude: Sequence[str] = (),
         chunking: str = "windows",
         store: Path | None = None,
-        max_chunks: int = 400_000,
+        max_chunks: int = 1_000_000,
     ) -> None:
         """`store`: an SQLite file that keeps the index across restarts (None: memory only).
-        `max_chunks`: the build stops adding files beyond this many chunks (about 2 million
-        lines, 2 GB of memory with fixed windows), so a huge monorepo cannot exhaust memory."""
+        `max_chunks`: the build stops adding files beyond this many chunks (about 5 million
+        lines and 1.3 GB of memory with fixed windows), so a huge monorepo cannot exhaust
+        memory."""
         self.max_chunks = max_chunks
         self.skipped_for_size = 0
         self.root = root.resolve()
@@ -61,7 +62,7 @@ class WorkspaceIndex:
         started = time.perf_counter()
         files = list(iter_source_files(self.filter))
         store = self._open_store()
-        stored = store.load_all() if store is not None else {}
+        stored = store.stamps() if store is not None else {}
         for done, path in enumerate(files, 1):
             key = str(path)
             with self._lock:
@@ -110,20 +111,23 @@ class WorkspaceIndex:
             st = path.stat()
         except OSError:
             return
-        if row is not None and row.mtime_ns == st.st_mtime_ns and row.size == st.st_size:
-            self.build_stats["loaded"] += 1
-            chunks = row.chunks
-        else:
+        chunks = None
+        unchanged = row is not None and (row.mtime_ns, row.size) == (st.st_mtime_ns, st.st_size)
+        if unchanged and store is not None:
+            chunks = store.chunks(key)
+            if chunks is not None:
+                self.build_stats["loaded"] += 1
+        if chunks is None:
             text = self._read(path)
             if text is None:
                 return
             self.build_stats["read"] += 1
             sha = content_hash(text)
-            if row is not None and row.sha256 == sha:
-                chunks = row.chunks  # touched, not changed
-                if store is not None:
+            if row is not None and row.sha256 == sha and store is not None:
+                chunks = store.chunks(key)  # touched, not changed
+                if chunks is not None:
                     store.touch(key, st.st_mtime_ns)
-            else:
+            if chunks is None:
                 self.build_stats["rechunked"] += 1
                 chunks = self.chunks.chunk_text(key, text)
                 if store is not None:

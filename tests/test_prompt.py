@@ -3,14 +3,13 @@
 from models.prompt import PromptBudget, build_prompt
 from retrieval.chunking import Chunk
 from retrieval.index import ScoredChunk
-from retrieval.tokenize import identifier_tokens
 from tests.fakes import CharTokenizer
 
 TOK = CharTokenizer()
 
 
 def _chunk(path: str, text: str, score: float) -> ScoredChunk:
-    return ScoredChunk(Chunk(path, 0, text.count("\n"), text, identifier_tokens(text)), score)
+    return ScoredChunk(Chunk(path, 0, text.count("\n"), text), score)
 
 
 def test_plain_fim_layout():

@@ -1,5 +1,7 @@
 """Chunking, tokenization and Jaccard ranking."""
 
+import pytest
+
 from retrieval.chunking import window_chunks
 from retrieval.index import ChunkIndex
 from retrieval.tokenize import identifier_tokens, jaccard
@@ -74,8 +76,10 @@ def test_update_rechunks_only_that_file_and_remove_forgets_it():
     assert index.search("new_name", k=5) == []
 
 
-def test_search_matches_an_exhaustive_reference():
-    """The vectorised search returns exactly what scoring every chunk would."""
+@pytest.mark.parametrize("compact_slack", [10_000, 0])
+def test_search_matches_an_exhaustive_reference(compact_slack: int):
+    """The vectorised search returns exactly what scoring every chunk would, after edits
+    and removals (with removed chunks left in the posting lists, or compacted away)."""
     import random
 
     from retrieval.index import ChunkIndex
@@ -84,12 +88,24 @@ def test_search_matches_an_exhaustive_reference():
     rng = random.Random(7)
     words = [f"w{i}" for i in range(60)] + ["self", "return", "if"] * 10
     index = ChunkIndex(window=4, stride=2)
+    index.compact_slack = compact_slack
     files = {}
     for f in range(12):
         lines = [" ".join(rng.choices(words, k=rng.randint(1, 6))) for _ in range(30)]
         files[f"f{f}.py"] = "\n".join(lines)
         index.update_file(f"f{f}.py", files[f"f{f}.py"])
-    index.update_file("f3.py", files["f3.py"].replace("w1", "changed"))  # an incremental edit
+    for edit in range(3):  # incremental edits: every file re-chunked three times
+        for f in range(12):
+            files[f"f{f}.py"] = files[f"f{f}.py"].replace(f"w{edit}", f"changed{edit}")
+            index.update_file(f"f{f}.py", files[f"f{f}.py"])
+    index.remove_file("f11.py")
+    stats = index.stats()
+    live = sum(len(c.tokens) for p in index.files() for c in index.chunks_of(p))
+    assert stats["posting_entries"] >= live
+    if compact_slack == 0:
+        assert 0 < stats["dead"] <= stats["chunks"] + 1  # compacted along the way
+    else:
+        assert stats["dead"] > stats["chunks"]  # never compacted
     all_chunks = [c for path in index.files() for c in index.chunks_of(path)]
     for q in range(40):
         query = " ".join(rng.choices(words, k=rng.randint(1, 25)))
