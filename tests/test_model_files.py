@@ -47,3 +47,23 @@ def test_truncated_gguf_cannot_load_and_says_so(tmp_path: Path):
         truncated.write_bytes(f.read(2_000_000))
     with pytest.raises(ModelFileError, match=r"truncated\.gguf"):
         LlamaGenerator(truncated)
+
+
+def test_right_size_wrong_bytes_fails_the_checksum(tmp_path: Path):
+    wrong = tmp_path / DEFAULT_MODEL.filename
+    with wrong.open("wb") as f:
+        f.write(b"GGUF")
+        f.truncate(DEFAULT_MODEL.size)  # the right size, but zeros
+    with pytest.raises(ModelFileError, match=r"has sha256 .*expected.*model pull"):
+        verify_default_model(wrong)
+
+
+@pytest.mark.model
+def test_model_without_fim_tokens_is_refused_with_the_fix(tmp_path: Path):
+    # The default model with its fill-in-the-middle token names spelled differently: a
+    # valid GGUF that llama.cpp loads, but one that cannot do infilling.
+    data = default_model_path().read_bytes()
+    no_fim = tmp_path / "chat-only.gguf"
+    no_fim.write_bytes(data.replace(b"<|fim_", b"<|xim_"))
+    with pytest.raises(ModelFileError, match=r"no fill-in-the-middle tokens.*Qwen2\.5-Coder"):
+        LlamaGenerator(no_fim)
