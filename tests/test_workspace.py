@@ -81,3 +81,21 @@ def test_watcher_follows_changes_made_outside_the_editor(tmp_path: Path):
         assert index.chunks.files() == [str(tmp_path / "b.py")]
     finally:
         index.stop_watching()
+
+
+def test_secret_and_ignored_buffers_opened_in_the_editor_are_never_retrievable(tmp_path: Path):
+    _write(tmp_path, ".gitignore", "local_settings.py\n")
+    _write(tmp_path, "app.py", "api_key = load()\n")
+    index = WorkspaceIndex(tmp_path, exclude=("private/",))
+    index.build()
+    buffers = {
+        ".env": "API_KEY=hunter2_token\n",
+        "local_settings.py": "API_KEY = 'hunter2_token'\n",
+        "private/keys.py": "API_KEY = 'hunter2_token'\n",
+        "deploy/id_rsa": "hunter2_token\n",
+    }
+    for rel, text in buffers.items():
+        index.open_document(_write(tmp_path, rel, text), text)  # typed into, then saved
+        index.refresh_from_disk(tmp_path / rel)  # and the watcher's event for the save
+    assert index.search("API_KEY hunter2_token", 10, None) == []
+    assert [Path(f).name for f in index.chunks.files()] == ["app.py"]
