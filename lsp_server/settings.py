@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from models.decision import POLICIES
-from models.engine import MODES, CompletionOptions
+from models.engine import MODES, QUERIES, CompletionOptions
 from models.prompt import LAYOUTS
 from retrieval.index import CHUNKINGS
 
@@ -136,6 +136,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "retrieval.threshold": (_threshold, "completion.threshold"),
     "retrieval.top_k": (_int(0, 50), "completion.top_k"),
     "retrieval.query_lines": (_int(1, 200), "completion.query_lines"),
+    "retrieval.query": (_choice(*QUERIES), "completion.query"),
     "retrieval.cfc_format": (_choice("repo", "comment"), "completion.cfc_format"),
     "retrieval.chunk_lines": (_int(1, 500), "chunk_lines"),
     "retrieval.chunk_stride": (_int(1, 500), "chunk_stride"),

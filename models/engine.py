@@ -31,10 +31,12 @@ from models.prompt import FimContext, Prompt, PromptBudget, build_prompt, fim_co
 from models.remote import RemoteCompletions
 from models.shape import CompletionShape
 from retrieval.index import ScoredChunk
+from retrieval.syntax import CursorSyntax, cursor_syntax, syntax_query
 from retrieval.workspace_index import WorkspaceIndex
 
 Mode = Literal["selective", "always", "never"]
 MODES: tuple[Mode, ...] = ("selective", "always", "never")
+QUERIES = ("lines", "syntax")
 CONFIDENCE_THRESHOLD = 0.5  # the confidence policy's default threshold
 _EOL = re.compile(r"\r\n|\r|\n")
 
@@ -52,6 +54,9 @@ class CompletionOptions:
     threshold: float | None = None
     top_k: int = 4
     query_lines: int = 10
+    # "lines": the last `query_lines` lines (RepoEval); "syntax": the signatures around the
+    # cursor and the lines of the enclosing definition (retrieval.syntax.syntax_query).
+    query: str = "lines"
     budget: PromptBudget = field(default_factory=PromptBudget)
     cfc_format: str = "repo"
     layout: str = "psm"  # or "spm" (suffix first); see models.prompt
@@ -130,6 +135,7 @@ class CompletionEngine:
         if is_cancelled():  # superseded while it waited for the model: no work at all
             raise Cancelled()
         left, right = request.split()
+        syntax = cursor_syntax(str(request.path), left, right)  # None without a grammar
         # A prompt ending in indentation splits the usual "    if" tokens and the model
         # indents again; end the prompt at the line start and remove that indent afterwards.
         indent = left.rsplit("\n", 1)[-1]
@@ -137,7 +143,13 @@ class CompletionEngine:
             left = left[: -len(indent)]
         else:
             indent = ""
-        shape = CompletionShape.at_cursor(left, right, options.max_lines, request.path.suffix)
+        shape = CompletionShape.at_cursor(
+            left,
+            right,
+            options.max_lines,
+            request.path.suffix,
+            syntax.opens_block if syntax is not None else None,
+        )
         max_tokens = options.max_tokens_block if shape.multiline else options.max_tokens_line
         timings = {"decision": 0.0, "retrieval": 0.0, "prefill": 0.0, "generation": 0.0}
         policy, threshold = self.policy(options)
@@ -150,7 +162,7 @@ class CompletionEngine:
 
         def retrieve() -> list[ScoredChunk]:
             t = time.perf_counter()
-            found = self._retrieve(request, left, options)
+            found = self._retrieve(request, left, right, syntax, options)
             timings["retrieval"] += (time.perf_counter() - t) * 1000
             return found
 
@@ -274,15 +286,20 @@ class CompletionEngine:
     # -- helpers ------------------------------------------------------------------------------
 
     def _retrieve(
-        self, request: CompletionRequest, left: str, options: CompletionOptions
+        self,
+        request: CompletionRequest,
+        left: str,
+        right: str,
+        syntax: CursorSyntax | None,
+        options: CompletionOptions,
     ) -> list[ScoredChunk]:
         if self.index is None:
             return []
-        query = (
-            request.query
-            if request.query is not None
-            else retrieval_query(left, options.query_lines)
-        )
+        query = request.query
+        if query is None and options.query == "syntax" and syntax is not None:
+            query = syntax_query(left, right, syntax, options.query_lines)
+        if query is None:
+            query = retrieval_query(left, options.query_lines)
         return self.index.search(query, options.top_k, request.path)
 
     def _display_path(self, path: str) -> str:

@@ -3,8 +3,11 @@
 - Single-line: the cursor line already has code before the cursor. Stop at the end of
   the line.
 - Multi-line: the cursor is on a blank line, or at the end of a line that opens a block
-  (`:`, `{`, `(`, `[`). Stop at a dedent below the block's indentation, at a line that
-  repeats the code following the cursor, after `max_lines` lines, or at two blank lines.
+  (per language: `:` `{` `(` `[` in Python, brackets and `=>` in brace languages; where a
+  grammar is installed the syntax tree confirms it). Stop at a dedent below the block's
+  indentation (keeping a closing `}` / `)` / `]` line the completion's own brackets need
+  and the code after the cursor does not have), at a line that repeats the code
+  following the cursor, after `max_lines` lines, or at two blank lines.
 Text already following the cursor on its line is never repeated.
 """
 
@@ -12,38 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# What opens a block at the end of a line, per language (by file suffix). A trailing ":" is
-# a Python block; in brace languages it is a label, a `case`, or an object key.
-BLOCK_OPENERS = (":", "{", "(", "[")
-_BRACE_OPENERS = ("{", "(", "[", "=>")
-OPENERS_BY_SUFFIX: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys((".py", ".pyi"), BLOCK_OPENERS),
-    **dict.fromkeys(
-        (
-            ".js",
-            ".jsx",
-            ".mjs",
-            ".cjs",
-            ".ts",
-            ".tsx",
-            ".java",
-            ".go",
-            ".cs",
-            ".c",
-            ".h",
-            ".cc",
-            ".cpp",
-            ".hpp",
-            ".rs",
-            ".swift",
-            ".kt",
-            ".scala",
-            ".php",
-            ".dart",
-        ),
-        _BRACE_OPENERS,
-    ),
-}
+from retrieval.languages import PYTHON_OPENERS, language_of
 
 
 def _indent(line: str) -> int:
@@ -57,19 +29,31 @@ class CompletionShape:
     line_suffix: str  # text after the cursor on its line
     next_code_line: str  # first non-blank line after the cursor's line, stripped
     max_lines: int = 8
+    unclosed_brackets: int = 0  # opening brackets the document lacks closers for (roughly)
 
     @classmethod
     def at_cursor(
-        cls, left: str, right: str, max_lines: int = 8, suffix: str = ".py"
+        cls,
+        left: str,
+        right: str,
+        max_lines: int = 8,
+        suffix: str = ".py",
+        opens_block: bool | None = None,
     ) -> CompletionShape:
-        """`suffix`: the file's extension, for the language's block openers."""
-        openers = OPENERS_BY_SUFFIX.get(suffix.lower(), BLOCK_OPENERS)
+        """`suffix`: the file's extension, for the language's block openers. `opens_block`:
+        the syntax tree's verdict on the opener ending the line (`retrieval.syntax`), which
+        overrides the text rule (a `:` in a dict or a lambda, a `{` in a string)."""
+        language = language_of(f"x{suffix}")
+        openers = language.block_openers if language is not None else PYTHON_OPENERS
         line_prefix = left.rsplit("\n", 1)[-1]
         line_suffix, _, rest = right.partition("\n")
         stripped = line_prefix.strip()
-        multiline = not line_suffix.strip() and (not stripped or stripped.endswith(openers))
+        if opens_block is None:
+            opens_block = stripped.endswith(openers)
+        multiline = not line_suffix.strip() and (not stripped or opens_block)
         next_code = next((ln.strip() for ln in rest.split("\n") if ln.strip()), "")
-        return cls(multiline, line_prefix, line_suffix, next_code, max_lines)
+        unclosed = -_bracket_excess(left) - _bracket_excess(right)
+        return cls(multiline, line_prefix, line_suffix, next_code, max_lines, unclosed)
 
     def cut(self, text: str, finished: bool) -> str | None:
         """The final completion if generation should stop at `text`, else None.
@@ -98,6 +82,8 @@ class CompletionShape:
             if block_indent is None:
                 block_indent = _indent(absolute)
             elif _indent(absolute) < block_indent:
+                if self._closes_own_block(kept, line):
+                    kept.append(line)
                 return self._finish(kept)
             if self.next_code_line and line.strip() == self.next_code_line:
                 return self._finish(kept)
@@ -107,6 +93,14 @@ class CompletionShape:
         if finished:
             return self._finish(kept)
         return None
+
+    def _closes_own_block(self, kept: list[str], line: str) -> bool:
+        """A dedented line of closing brackets that the document still needs (a new
+        function's final `}`) and that the code after the cursor does not begin with."""
+        closer = line.strip()
+        if not closer or closer[0] not in ")]}" or closer == self.next_code_line:
+            return False
+        return self.unclosed_brackets - _bracket_excess("\n".join(kept)) > 0
 
     def _finish(self, kept: list[str]) -> str:
         return "\n".join(kept).rstrip()

@@ -18,6 +18,7 @@ from pathlib import PurePath
 from typing import Any
 
 from retrieval.chunking import Chunk, window_chunks
+from retrieval.languages import LANGUAGES, PYTHON, language_of
 from retrieval.tokenize import identifier_tokens
 
 
@@ -30,45 +31,6 @@ class Grammar:
     comment: str
 
 
-_PY_DEFS = frozenset({"function_definition", "class_definition", "decorated_definition"})
-_JS_DEFS = frozenset(
-    {
-        "function_declaration",
-        "generator_function_declaration",
-        "class_declaration",
-        "method_definition",
-        "export_statement",
-        "interface_declaration",
-        "type_alias_declaration",
-        "enum_declaration",
-        "abstract_class_declaration",
-    }
-)
-_JAVA_DEFS = frozenset(
-    {
-        "class_declaration",
-        "interface_declaration",
-        "enum_declaration",
-        "record_declaration",
-        "method_declaration",
-        "constructor_declaration",
-    }
-)
-_GO_DEFS = frozenset({"function_declaration", "method_declaration", "type_declaration"})
-_CS_DEFS = frozenset(
-    {
-        "namespace_declaration",
-        "file_scoped_namespace_declaration",
-        "class_declaration",
-        "interface_declaration",
-        "struct_declaration",
-        "record_declaration",
-        "enum_declaration",
-        "method_declaration",
-        "constructor_declaration",
-        "property_declaration",
-    }
-)
 _CONTAINERS = frozenset(
     {
         "class_definition",
@@ -87,36 +49,34 @@ _CONTAINERS = frozenset(
 )
 
 GRAMMARS: dict[str, Grammar] = {
-    ".py": Grammar("tree_sitter_python", "language", _PY_DEFS, _CONTAINERS, "#"),
-    ".pyi": Grammar("tree_sitter_python", "language", _PY_DEFS, _CONTAINERS, "#"),
-    ".js": Grammar("tree_sitter_javascript", "language", _JS_DEFS, _CONTAINERS, "//"),
-    ".jsx": Grammar("tree_sitter_javascript", "language", _JS_DEFS, _CONTAINERS, "//"),
-    ".mjs": Grammar("tree_sitter_javascript", "language", _JS_DEFS, _CONTAINERS, "//"),
-    ".cjs": Grammar("tree_sitter_javascript", "language", _JS_DEFS, _CONTAINERS, "//"),
-    ".ts": Grammar("tree_sitter_typescript", "language_typescript", _JS_DEFS, _CONTAINERS, "//"),
-    ".tsx": Grammar("tree_sitter_typescript", "language_tsx", _JS_DEFS, _CONTAINERS, "//"),
-    ".java": Grammar("tree_sitter_java", "language", _JAVA_DEFS, _CONTAINERS, "//"),
-    ".go": Grammar("tree_sitter_go", "language", _GO_DEFS, _CONTAINERS, "//"),
-    ".cs": Grammar("tree_sitter_c_sharp", "language", _CS_DEFS, _CONTAINERS, "//"),
+    suffix: Grammar(lang.grammar[0], lang.grammar[1], lang.definitions, _CONTAINERS, lang.comment)
+    for lang in LANGUAGES
+    if lang.grammar is not None
+    for suffix in lang.suffixes
 }
 
-_parsers: dict[str, Any] = {}
-_parsers_lock = threading.Lock()
+_languages: dict[str, Any] = {}
+_languages_lock = threading.Lock()
+_local = threading.local()  # a parser per thread: the server parses on several threads
 
 
-def _parser(grammar: Grammar) -> Any | None:
+def load_parser(grammar: Grammar) -> Any | None:
+    """This thread's parser for `grammar`; None when its package is not installed."""
     key = f"{grammar.module}.{grammar.function}"
-    with _parsers_lock:
-        if key not in _parsers:
-            try:
-                import tree_sitter
+    parsers: dict[str, Any] = _local.__dict__.setdefault("parsers", {})
+    if key not in parsers:
+        import tree_sitter
 
-                module = importlib.import_module(grammar.module)
-                language = tree_sitter.Language(getattr(module, grammar.function)())
-                _parsers[key] = tree_sitter.Parser(language)
-            except (ImportError, AttributeError, ValueError):
-                _parsers[key] = None  # grammar missing: fixed windows for this language
-        return _parsers[key]
+        with _languages_lock:
+            if key not in _languages:
+                try:
+                    module = importlib.import_module(grammar.module)
+                    _languages[key] = tree_sitter.Language(getattr(module, grammar.function)())
+                except (ImportError, AttributeError, ValueError):
+                    _languages[key] = None  # grammar missing: fixed windows for this language
+        language = _languages[key]
+        parsers[key] = tree_sitter.Parser(language) if language is not None else None
+    return parsers[key]
 
 
 def _signature(node: Any, lines: list[str]) -> str:
@@ -225,7 +185,7 @@ def syntax_chunks(
 ) -> list[Chunk]:
     """Chunks along the syntax tree; fixed windows when the language has no grammar here."""
     grammar = GRAMMARS.get(PurePath(path).suffix.lower())
-    parser = _parser(grammar) if grammar is not None else None
+    parser = load_parser(grammar) if grammar is not None else None
     if grammar is None or parser is None:
         return window_chunks(path, text, window, stride)
     data = text.encode("utf-8", errors="replace")
@@ -244,3 +204,115 @@ def header_comment(chunk: Chunk) -> str:
         return ""
     grammar = GRAMMARS.get(PurePath(chunk.path).suffix.lower())
     return f"{grammar.comment if grammar else '#'} {chunk.header}\n"
+
+
+# The Python statements whose header ends with the ":" that opens a block.
+_PY_BLOCK_HEADERS = frozenset(
+    {
+        "function_definition",
+        "class_definition",
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "for_statement",
+        "while_statement",
+        "with_statement",
+        "try_statement",
+        "except_clause",
+        "except_group_clause",
+        "finally_clause",
+        "match_statement",
+        "case_clause",
+    }
+)
+# What such a header starts with, for headers the parser could only recover as an error
+# (an `else:` whose `if` is out of sight).
+_PY_BLOCK_KEYWORDS = frozenset(
+    {"if", "elif", "else", "for", "while", "with", "try", "except", "finally", "def", "class"}
+    | {"async", "match", "case"}
+)
+
+
+@dataclass(frozen=True)
+class CursorSyntax:
+    """What the syntax tree says about a cursor position."""
+
+    # The block opener ending the code before the cursor on its line (`:` `{` `(` ...):
+    # does the tree say it opens a block? None when the line does not end with one.
+    opens_block: bool | None
+    headers: tuple[str, ...]  # signatures of the definitions around the cursor, outermost first
+    scope_start: int  # line of the innermost one's signature (-1 at the top level)
+    scope_end: int  # the line after it ends (-1 at the top level)
+
+
+def cursor_syntax(path: str, left: str, right: str) -> CursorSyntax | None:
+    """Parse the document `left + right` and look at the cursor between them; None when
+    the language has no grammar here. (Rows follow `\\n`, as tree-sitter's do.)"""
+    language = language_of(path)
+    grammar = GRAMMARS.get(PurePath(path).suffix.lower())
+    parser = load_parser(grammar) if grammar is not None else None
+    if language is None or parser is None:
+        return None
+    tree = parser.parse((left + right).encode("utf-8", errors="replace"))
+    root = tree.root_node
+    lines = (left + right).split("\n")
+    row = left.count("\n")
+    line = left.rsplit("\n", 1)[-1]
+    code = line.rstrip()
+
+    opens_block: bool | None = None
+    opener = next((o for o in language.block_openers if code.endswith(o)), None)
+    if opener is not None and code.strip():
+        end = len(code.encode("utf-8", errors="replace"))
+        leaf = root.descendant_for_point_range((row, end - len(opener.encode())), (row, end))
+        if leaf is None or leaf.type != opener:
+            opens_block = False  # inside a string or a comment, or part of another token
+        elif language is PYTHON and opener == ":":
+            parent = leaf.parent
+            first_word = code.strip().split(" ", 1)[0].rstrip(":")
+            opens_block = parent is not None and (
+                parent.type in _PY_BLOCK_HEADERS
+                or (parent.type == "ERROR" and first_word in _PY_BLOCK_KEYWORDS)
+            )
+        else:
+            opens_block = True
+
+    # The definitions around the cursor, found from the code token before it (the cursor
+    # itself often sits in whitespace that belongs to no node).
+    before = left.rstrip()
+    prev_row = before.count("\n")
+    prev_col = max(0, len(before.rsplit("\n", 1)[-1].encode("utf-8", errors="replace")) - 1)
+    node = root.descendant_for_point_range((prev_row, prev_col), (prev_row, prev_col + 1))
+    indent = len(line) - len(line.lstrip())
+    found: list[Any] = []
+    while node is not None:
+        if node.type in language.definitions and not (
+            found and found[-1].start_point[0] == node.start_point[0]  # `export function`
+        ):
+            sig_line = lines[node.start_point[0]]
+            sig_indent = len(sig_line) - len(sig_line.lstrip())
+            inside = node.end_point[0] > row or (node.end_point[0] == row and bool(right.strip()))
+            # Python blocks end at their last statement: indentation says what encloses.
+            if inside or (language is PYTHON and sig_indent < indent):
+                found.append(node)
+        node = node.parent
+    found.reverse()
+    headers = tuple(_signature(n, lines) for n in found)
+    if not found:
+        return CursorSyntax(opens_block, headers, -1, -1)
+    inner = found[-1]
+    return CursorSyntax(opens_block, headers, inner.start_point[0], inner.end_point[0] + 1)
+
+
+def syntax_query(left: str, right: str, syntax: CursorSyntax, n_lines: int) -> str | None:
+    """The retrieval query from the syntax tree: the signatures around the cursor, then the
+    last `n_lines` code lines of the innermost definition before the cursor's line, then
+    the next two code lines after it inside that definition. None at the top level (the
+    plain line query applies). The line being typed is left out, as in the line query."""
+    if syntax.scope_start < 0:
+        return None
+    above = left.split("\n")[:-1]
+    body = [ln for ln in above[syntax.scope_start + 1 :] if ln.strip()][-n_lines:]
+    below_limit = max(0, syntax.scope_end - len(above) - 1)
+    below = [ln for ln in right.split("\n")[1:][:below_limit] if ln.strip()][:2]
+    return "\n".join([*syntax.headers, *body, *below])

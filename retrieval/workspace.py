@@ -15,50 +15,10 @@ from pathlib import Path
 
 import pathspec
 
+from retrieval.languages import SOURCE_EXTENSIONS
+
 log = logging.getLogger(__name__)
 
-SOURCE_EXTENSIONS = frozenset(
-    [
-        ".py",
-        ".pyi",
-        ".js",
-        ".jsx",
-        ".mjs",
-        ".cjs",
-        ".ts",
-        ".tsx",
-        ".java",
-        ".go",
-        ".cs",
-        ".rs",
-        ".c",
-        ".h",
-        ".cc",
-        ".cpp",
-        ".hpp",
-        ".cxx",
-        ".rb",
-        ".php",
-        ".swift",
-        ".kt",
-        ".kts",
-        ".scala",
-        ".lua",
-        ".sh",
-        ".bash",
-        ".sql",
-        ".r",
-        ".jl",
-        ".dart",
-        ".ex",
-        ".exs",
-        ".erl",
-        ".hs",
-        ".ml",
-        ".vue",
-        ".svelte",
-    ]
-)
 SKIPPED_DIRS = frozenset(
     [
         ".git",

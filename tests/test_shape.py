@@ -51,3 +51,36 @@ def test_block_openers_follow_the_language():
     assert CompletionShape.at_cursor("    if ready:", "\n", suffix=".py").multiline
     brace = CompletionShape.at_cursor("func f() {\n\t", "\n}\n", suffix=".go")
     assert brace.cut("x := 1\n\treturn x\n}\n", finished=False) == "x := 1\n\treturn x"
+
+
+def _shape(path: str, left: str, right: str) -> CompletionShape:
+    from retrieval.syntax import cursor_syntax
+
+    syntax = cursor_syntax(path, left, right)
+    assert syntax is not None
+    return CompletionShape.at_cursor(left, right, 8, path[path.rfind(".") :], syntax.opens_block)
+
+
+def test_the_syntax_tree_decides_whether_a_trailing_colon_opens_a_block():
+    after = "\n    return d\n"
+    assert _shape("a.py", "def f(x):\n    if x > 1:", after).multiline
+    assert _shape("a.py", "def f(x):\n    try:", "\n    except E:\n        pass\n").multiline
+    assert _shape("a.py", "class A:\n    def g(self):", after).multiline
+    # The text rule would open a block after each of these; the tree says they do not.
+    assert not _shape("a.py", 'def f(x):\n    d = {"a":', after).multiline  # a dict value
+    assert not _shape("a.py", "def f(x):\n    g = lambda y:", after).multiline
+    assert not _shape("a.py", "def f(x):\n    return x[1:", after).multiline  # a slice
+    assert not _shape("a.py", "def f(x):\n    s = 'label:", "'\n").multiline  # a string
+    assert not _shape("a.js", "function f() {\n  const s = 'x{", "';\n}\n").multiline
+
+
+def test_a_closing_bracket_line_is_kept_only_when_the_document_needs_it():
+    # A new function at the end of the file: its final brace is part of the completion.
+    new = CompletionShape.at_cursor("function g(a) {", "\n", suffix=".js")
+    assert new.cut("\n  return a;\n}\n", finished=False) == "\n  return a;\n}"
+    # Inside an existing function: the code after the cursor already closes it.
+    inner = CompletionShape.at_cursor("function g(a) {", "\n}\n", suffix=".js")
+    assert inner.cut("\n  return a;\n}\n", finished=False) == "\n  return a;"
+    # Python: a call's closing parenthesis the completion needs.
+    call = CompletionShape.at_cursor("x = foo(", "\n", suffix=".py")
+    assert call.cut("\n    1,\n    2,\n)\n", finished=False) == "\n    1,\n    2,\n)"

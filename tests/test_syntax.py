@@ -108,3 +108,66 @@ def test_index_with_syntax_chunks_retrieves_the_defining_function():
     index.update_file("other.py", "def unrelated():\n    return 1\n")
     hits = index.search("self.items.append(item)", 2, "query.py")
     assert hits[0].chunk.path == "store.py" and hits[0].chunk.header == "class Store:"
+
+
+def test_cursor_syntax_names_the_enclosing_definitions_and_the_query_stays_inside():
+    from retrieval.syntax import cursor_syntax, syntax_query
+
+    left = (
+        "import os\n\nunrelated = os.environ\n\n\nclass Store:\n    def add(self, item):\n"
+        "        self.items.append(item)\n        count = len(self.items)\n        "
+    )
+    right = "\n        return count\n\n\ndef other():\n    return 2\n"
+    syntax = cursor_syntax("store.py", left, right)
+    assert syntax is not None and syntax.opens_block is None
+    assert syntax.headers == ("class Store:", "def add(self, item):")
+    query = syntax_query(left, right, syntax, 10)
+    assert query == (
+        "class Store:\ndef add(self, item):\n        self.items.append(item)\n"
+        "        count = len(self.items)\n        return count"
+    )
+    assert "unrelated" not in query and "other" not in query  # outside the definition
+    # At the top level there is no syntax query (the plain line query applies).
+    top = cursor_syntax("store.py", "import os\n", "x = 1\n")
+    assert (
+        top is not None and top.headers == () and syntax_query("import os\n", "", top, 10) is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "left", "right", "headers"),
+    [
+        (
+            "a.ts",
+            "export function f(a: number): number {\n  const b = a;\n  ",
+            "\n}\n",
+            ("export function f(a: number): number {",),
+        ),
+        ("a.js", "class K {\n  m(a) {\n    ", "\n  }\n}\n", ("class K {", "m(a) {")),
+        ("A.java", "class A {\n  int m() {\n    ", "\n  }\n}\n", ("class A {", "int m() {")),
+        ("a.go", "package a\n\nfunc F() int {\n\t", "\n}\n", ("func F() int {",)),
+        ("A.cs", "class A {\n  int M() {\n    ", "\n  }\n}\n", ("class A {", "int M() {")),
+    ],
+)
+def test_cursor_syntax_in_each_language(path: str, left: str, right: str, headers: tuple):
+    from retrieval.syntax import cursor_syntax
+
+    syntax = cursor_syntax(path, left, right)
+    assert syntax is not None and syntax.headers == headers
+
+
+def test_every_language_with_a_grammar_loads_its_parser():
+    from retrieval.languages import LANGUAGES
+    from retrieval.syntax import GRAMMARS, load_parser
+
+    with_grammar = [lang for lang in LANGUAGES if lang.grammar is not None]
+    assert {lang.name for lang in with_grammar} >= {
+        "python",
+        "javascript",
+        "typescript",
+        "java",
+        "go",
+        "c_sharp",
+    }
+    for lang in with_grammar:
+        assert load_parser(GRAMMARS[lang.suffixes[0]]) is not None, lang.name
