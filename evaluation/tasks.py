@@ -5,7 +5,9 @@
 - chunk: k = clip(Poisson(3), 1, 10) consecutive lines inside a function body.
 - function: a whole function body of 3-30 lines (after its docstring).
 The hidden span is removed from its file (its first line keeps its indentation, where the
-cursor goes); the rest of the project stays the workspace.
+cursor goes); the rest of the project stays the workspace. Python files are read with
+`ast`; JavaScript and TypeScript ones (npm projects) with their tree-sitter grammars,
+where a function body is the lines between its `{` and `}` lines.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from evaluation.repos import is_npm
+from retrieval.languages import JAVASCRIPT, PYTHON, TSX, TYPESCRIPT, Language, language_of
+from retrieval.syntax import GRAMMARS, load_parser
 
 TASK_TYPES = ("line", "api", "chunk", "function")
 _SKIP_PARTS = {"tests", "test", "testing", "docs", "doc", "examples", "benchmarks", "scripts"}
@@ -41,16 +47,32 @@ class Task:
 class _File:
     rel: str
     lines: list[str]
-    tree: ast.Module
+    bodies: list[tuple[int, int]]  # function bodies, [start, end) lines
+    skip: set[int]  # docstring lines
+    names: list[str]  # functions and classes defined here
+    comment_starts: tuple[str, ...]  # what a line that is not code starts with
 
 
-def source_files(root: Path) -> list[tuple[str, str]]:
+_PY_NOT_CODE = ("#", "@", '"', "'")
+_BRACE_NOT_CODE = ("//", "/*", "*", "@", '"', "'", "`", "}")
+
+
+def repo_suffixes(requirement: str) -> tuple[str, ...]:
+    """The files tasks are sampled from: Python for PyPI projects, JS/TS for npm ones."""
+    if is_npm(requirement):
+        return (*JAVASCRIPT.suffixes, *TYPESCRIPT.suffixes, *TSX.suffixes)
+    return PYTHON.suffixes[:1]
+
+
+def source_files(root: Path, suffixes: tuple[str, ...] = (".py",)) -> list[tuple[str, str]]:
     out = []
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(p for p in root.rglob("*") if p.suffix in suffixes):
         rel = path.relative_to(root)
         if set(p.lower() for p in rel.parts[:-1]) & _SKIP_PARTS:
             continue
         if path.name in ("setup.py", "conftest.py") or path.name.startswith("test_"):
+            continue
+        if path.name.endswith((".d.ts", ".min.js", ".test.js", ".test.ts", ".spec.ts")):
             continue
         try:
             out.append((rel.as_posix(), path.read_text("utf-8")))
@@ -62,11 +84,63 @@ def source_files(root: Path) -> list[tuple[str, str]]:
 def _parse(files: list[tuple[str, str]]) -> list[_File]:
     parsed = []
     for rel, text in files:
-        try:
-            parsed.append(_File(rel, text.split("\n"), ast.parse(text)))
-        except (SyntaxError, ValueError):
-            continue
+        language = language_of(rel)
+        if language is PYTHON:
+            f = _python_file(rel, text)
+        elif language is not None:
+            f = _tree_file(rel, text, language)
+        else:
+            f = None
+        if f is not None:
+            parsed.append(f)
     return parsed
+
+
+def _python_file(rel: str, text: str) -> _File | None:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    names = [
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+    bodies = [span for fn in _functions(tree) if (span := _body_span(fn)) is not None]
+    return _File(rel, text.split("\n"), bodies, _docstring_lines(tree), names, _PY_NOT_CODE)
+
+
+def _tree_file(rel: str, text: str, language: Language) -> _File | None:
+    """Function bodies of a brace language: the lines between a body's `{` line and its
+    `}` line (so the hidden span is whole lines)."""
+    grammar = GRAMMARS.get(Path(rel).suffix.lower())
+    parser = load_parser(grammar) if grammar is not None else None
+    if parser is None:
+        return None
+    lines = text.split("\n")
+    tree = parser.parse(text.encode("utf-8"))
+    bodies: list[tuple[int, int]] = []
+    names: list[str] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(reversed(node.named_children))
+        name = node.child_by_field_name("name")
+        if name is not None and node.type in language.definitions | language.functions:
+            names.append(text.encode("utf-8")[name.start_byte : name.end_byte].decode())
+        if node.type not in language.functions:
+            continue
+        body = node.child_by_field_name("body")
+        if body is None or body.type not in language.function_bodies:
+            continue
+        opening, closing = body.start_point[0], body.end_point[0]
+        if (
+            closing - opening >= 2
+            and lines[opening].rstrip().endswith("{")
+            and lines[closing].strip().startswith("}")
+        ):
+            bodies.append((opening + 1, closing))
+    return _File(rel, lines, bodies, set(), names, _BRACE_NOT_CODE)
 
 
 def _docstring_lines(tree: ast.Module) -> set[int]:
@@ -93,9 +167,9 @@ def _body_span(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int] | 
     return body[0].lineno - 1, fn.end_lineno
 
 
-def _code_line(line: str) -> bool:
+def _code_line(line: str, not_code: tuple[str, ...]) -> bool:
     s = line.strip()
-    return len(s) >= 10 and not s.startswith(("#", "@", '"', "'"))
+    return len(s) >= 10 and not s.startswith(not_code)
 
 
 def _make(repo: str, kind: str, f: _File, start: int, end: int, n: int) -> Task:
@@ -115,27 +189,20 @@ def sample_tasks(
     project, the same for the same seed."""
     counts = per_type if isinstance(per_type, dict) else dict.fromkeys(TASK_TYPES, per_type)
     rng = np.random.default_rng([seed, zlib.crc32(repo.encode())])
-    files = _parse(source_files(root))
+    files = _parse(source_files(root, repo_suffixes(repo)))
     defined: dict[str, set[str]] = {}
     for f in files:
-        for node in ast.walk(f.tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            if len(node.name) >= 4 and not node.name.startswith("__"):
-                defined.setdefault(node.name, set()).add(f.rel)
+        for name in f.names:
+            if len(name) >= 4 and not name.startswith("__"):
+                defined.setdefault(name, set()).add(f.rel)
 
     lines, apis, chunks, functions = [], [], [], []
     for f in files:
-        doc = _docstring_lines(f.tree)
-        for fn in _functions(f.tree):
-            span = _body_span(fn)
-            if span is None:
-                continue
-            start, end = span
+        for start, end in f.bodies:
             if 3 <= end - start <= 30:
                 functions.append((f, start, end))
             for i in range(start, end):
-                if i in doc or not _code_line(f.lines[i]):
+                if i in f.skip or not _code_line(f.lines[i], f.comment_starts):
                     continue
                 lines.append((f, i, i + 1))
                 names = _CALL.findall(f.lines[i])

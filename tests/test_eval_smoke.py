@@ -21,6 +21,8 @@ def test_eval_smoke_writes_a_complete_report(tmp_path: Path):
     assert report["modes"]["always"]["all"]["retrieve_share"] > 0
     assert report["modes"]["never"]["all"]["retrieve_share"] == 0
     assert report["live_selective_check"]["n"] >= 1
+    assert set(report["by_language"]) == {"python", "javascript"}  # express is JavaScript
+    assert report["by_language"]["javascript"]["always"]["n"] >= 4
     assert (out / "report.md").read_text().startswith("# Evaluation report")
     assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
     # Resumable: a second run finds every task done and only rewrites the report.

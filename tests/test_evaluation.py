@@ -13,7 +13,10 @@ from evaluation.tasks import TASK_TYPES, sample_tasks
 def test_eval_and_train_projects_are_disjoint_and_pinned():
     lists = repo_lists()
     assert len(lists["eval"]) >= 12
-    assert all("==" in r for r in lists["eval"] + lists["train"])
+    assert all(
+        "==" in r or (r.startswith("npm:") and "@" in r) for r in lists["eval"] + lists["train"]
+    )
+    assert sum(r.startswith("npm:") for r in lists["eval"]) >= 2  # not only Python
     eval_names = {project_name(r) for r in lists["eval"]}
     train_names = {project_name(r) for r in lists["train"]}
     assert not eval_names & train_names
@@ -94,3 +97,61 @@ def test_report_scores_selective_offline_and_lets_a_policy_model_decide():
     assert by_policy["decision_quality"]["selective_decided_by"] == "policy model"
     assert by_policy["modes"]["selective (T=0.5)"]["all"]["es"] == 15.0  # wrong both times
     assert by_policy["decision_quality"]["auroc_policy_model"] == 0.0
+
+
+JS_LIB = """const { helperName } = require('./helpers');
+
+// Adds things.
+function addThings(items, extra) {
+  const total = items.length + extra;
+  const doubled = helperName(total) * 2;
+  return doubled + total;
+}
+
+class Registry {
+  register(entry, options) {
+    this.entries.push(entry);
+    this.count = this.entries.length;
+    return this.count;
+  }
+}
+"""
+
+
+def test_js_tasks_come_from_function_bodies_between_their_braces(tmp_path: Path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "things.js").write_text(JS_LIB)
+    (tmp_path / "lib" / "helpers.js").write_text(
+        "function helperName(x) {\n  const y = x + 1;\n  return y;\n}\n"
+    )
+    (tmp_path / "lib" / "things.min.js").write_text(JS_LIB)  # compiled output: not sampled
+    tasks = sample_tasks("npm:things@1.0.0", tmp_path, per_type=10, seed=1)
+    bodies = {(t.path, t.start_line, t.end_line) for t in tasks if t.type == "function"}
+    assert bodies == {("lib/things.js", 4, 7), ("lib/things.js", 11, 14)}
+    assert "lib/things.min.js" not in {t.path for t in tasks}
+    apis = [t for t in tasks if t.type == "api"]
+    assert [t.target for t in apis] == ["const doubled = helperName(total) * 2;"]
+    for t in tasks:
+        assert not t.target.startswith(("//", "}"))
+        request = request_for(t, tmp_path)
+        assert request.text.count("{") == request.text.count("}")  # only whole lines hidden
+
+
+def test_npm_packages_unpack_without_their_compiled_output(tmp_path: Path):
+    import io
+    import tarfile
+
+    from evaluation.repos import _unpack_npm
+
+    archive = tmp_path / "pkg.tgz"
+    with tarfile.open(archive, "w:gz") as tf:
+        for name in ("package/lib/a.js", "package/dist/a.js", "package/x.min.js", "package/p.json"):
+            data = b"x"
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    _unpack_npm(archive, tmp_path / "out")
+    found = sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")
+    )
+    assert found == ["lib", "lib/a.js", "p.json"]
