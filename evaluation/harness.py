@@ -36,6 +36,7 @@ def run_eval(
     chunking: str = "windows",
     reuse_never: Path | None = None,
     right_tokens: int | None = None,
+    query: str = "lines",
 ) -> int:
     lists = repo_lists()
     requirements = repos or (lists["smoke"] if smoke else lists["eval"])
@@ -55,7 +56,7 @@ def run_eval(
     if not report_only:
         generator = LlamaGenerator(model_path)
         policy = LlamaGenerator(policy_model) if policy_model else None
-        base = CompletionOptions(threshold=threshold, layout=layout)
+        base = CompletionOptions(threshold=threshold, layout=layout, query=query)
         if right_tokens is not None:
             base = replace(base, budget=replace(base.budget, right_tokens=right_tokens))
         (out / "tasks.json").write_text(json.dumps([t.as_dict() for t in tasks], indent=1))
@@ -86,6 +87,7 @@ def run_eval(
         "layout": layout,
         "chunking": chunking,
         "right_tokens": right_tokens,
+        "query": query,
         "n_tasks": len(rows),
         "n_tasks_planned": len(tasks),
     }

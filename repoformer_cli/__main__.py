@@ -15,6 +15,7 @@ from models.decision import POLICIES
 from models.engine import (
     CONFIDENCE_THRESHOLD,
     MODES,
+    QUERIES,
     CompletionEngine,
     CompletionRequest,
 )
@@ -188,6 +189,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         chunking=args.chunking,
         reuse_never=Path(args.reuse_never) if args.reuse_never else None,
         right_tokens=args.right_tokens,
+        query=args.query,
     )
 
 
@@ -328,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--chunking", choices=CHUNKINGS, default="windows", help="retrieval units")
     ev.add_argument("--reuse-never", help="results.jsonl whose `never` runs are reused")
     ev.add_argument("--right-tokens", type=int, help="right-context budget (default: server's)")
+    ev.add_argument("--query", choices=QUERIES, default="lines", help="retrieval query")
     ev.add_argument(
         "--report-only", action="store_true", help="rebuild the report from the results so far"
     )
