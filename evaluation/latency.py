@@ -39,6 +39,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "selective, spm": {"retrieval": {"mode": "selective"}, "context": {"layout": "spm"}},
     "never, right 64": {"retrieval": {"mode": "never"}, "context": {"rightTokens": 64}},
     "selective, right 64": {"retrieval": {"mode": "selective"}, "context": {"rightTokens": 64}},
+    "selective, online": {"retrieval": {"mode": "selective"}, "completion": {"online": True}},
+    "selective, online, threshold 0": {
+        "retrieval": {"mode": "selective", "threshold": 0.0},
+        "completion": {"online": True},
+    },
+    "selective, threshold 0": {"retrieval": {"mode": "selective", "threshold": 0.0}},
 }
 
 

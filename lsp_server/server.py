@@ -79,9 +79,10 @@ class RepoformerServer(LanguageServer):
         self.root: Path | None = None
         self.index: WorkspaceIndex | None = None
         self.generator: LlamaGenerator | None = None
+        self.parallel: LlamaGenerator | None = None  # online serving's second context
         self.model_error: str | None = None
         self.model_ready: asyncio.Future[None] | None = None
-        self._model_key: tuple[Path | None, int, int | None] | None = None
+        self._model_key: tuple[Path | None, int, int | None, bool] | None = None
         self.index_task: asyncio.Future[None] | None = None
         self.settings_read = asyncio.Event()
         # One worker: the model runs one pass at a time; queued requests wait here, not on the loop.
@@ -157,7 +158,7 @@ class RepoformerServer(LanguageServer):
         path = settings.model_path
         if self.generator is not None and self._model_key == _model_key(settings):
             return
-        self.generator, self.model_error = None, None
+        self.generator, self.parallel, self.model_error = None, None, None
         self._model_key = _model_key(settings)
         progress = await self.start_progress("repoformer: preparing model")
         try:
@@ -169,9 +170,16 @@ class RepoformerServer(LanguageServer):
 
                 path = await asyncio.to_thread(pull_default_model, report)
             progress.report(f"loading {path.name}", 100)
-            generator = await asyncio.get_running_loop().run_in_executor(
-                self.model_executor,
-                lambda: LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads),
+
+            def load() -> tuple[LlamaGenerator, LlamaGenerator | None]:
+                def context() -> LlamaGenerator:
+                    return LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+
+                # Online serving runs a second pass at once: a second context of the model.
+                return context(), context() if settings.completion.online else None
+
+            generator, parallel = await asyncio.get_running_loop().run_in_executor(
+                self.model_executor, load
             )
         except ModelFileError as exc:
             self.model_error = str(exc)
@@ -181,7 +189,7 @@ class RepoformerServer(LanguageServer):
             )
             progress.end("model unavailable")
             return
-        self.generator = generator
+        self.generator, self.parallel = generator, parallel
         self.log(
             f"repoformer model loaded: {path} in {generator.load_seconds:.2f}s",
             types.MessageType.Info,
@@ -297,7 +305,7 @@ class RepoformerServer(LanguageServer):
             if s.remote_url
             else None
         )
-        engine = CompletionEngine(generator, self.index, remote)
+        engine = CompletionEngine(generator, self.index, remote, self.parallel)
         options = self.settings.completion
         cancelled = threading.Event()
         loop = asyncio.get_running_loop()
@@ -497,6 +505,6 @@ def shutdown(ls: RepoformerServer, params: None) -> None:
         ls.index.stop_watching()
 
 
-def _model_key(settings: Settings) -> tuple[Path | None, int, int | None]:
+def _model_key(settings: Settings) -> tuple[Path | None, int, int | None, bool]:
     """What a loaded model depends on: a change to any of these reloads it."""
-    return settings.model_path, settings.n_ctx, settings.n_threads
+    return settings.model_path, settings.n_ctx, settings.n_threads, settings.completion.online

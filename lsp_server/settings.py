@@ -153,6 +153,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "context.layout": (_choice(*LAYOUTS), "completion.layout"),
     "completion.debounce_ms": (_int(0, 5000), "debounce_ms"),
     "completion.type_through": (_bool, "type_through"),
+    "completion.online": (_bool, "completion.online"),
     "log.prompt_ids": (_bool, "completion.record_prompt_ids"),
     "completion.max_tokens_line": (_int(1, 512), "completion.max_tokens_line"),
     "completion.max_tokens_block": (_int(1, 1024), "completion.max_tokens_block"),

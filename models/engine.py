@@ -17,6 +17,7 @@ Retrieval modes:
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +64,9 @@ class CompletionOptions:
     max_tokens_line: int = 48
     max_tokens_block: int = 128
     max_lines: int = 8
+    # The paper's online serving: the pass with cross-file context starts together with the
+    # one without (on a second llama context); the decision keeps one and stops the other.
+    online: bool = False
     capture_decision_logits: bool = False  # for the training pipeline
     record_prompt_ids: bool = False  # put the final prompt's tokens in the record (benchmarks)
 
@@ -119,11 +123,14 @@ class CompletionEngine:
         generator: LlamaGenerator,
         index: WorkspaceIndex | None = None,
         remote: RemoteCompletions | None = None,
+        parallel: LlamaGenerator | None = None,
     ) -> None:
-        """`remote`: generate on an inference server; `generator` then only decides."""
+        """`remote`: generate on an inference server; `generator` then only decides.
+        `parallel`: a second context of the same model, for online serving."""
         self.generator = generator
         self.index = index
         self.remote = remote
+        self.parallel = parallel
 
     def complete(
         self,
@@ -160,11 +167,14 @@ class CompletionEngine:
         context = fim_context(self.generator, left, right, options.budget)
         head = self.generator.retrieve_head
 
+        retrieved: list[list[ScoredChunk]] = []
+
         def retrieve() -> list[ScoredChunk]:
-            t = time.perf_counter()
-            found = self._retrieve(request, left, right, syntax, options)
-            timings["retrieval"] += (time.perf_counter() - t) * 1000
-            return found
+            if not retrieved:  # once per request
+                t = time.perf_counter()
+                retrieved.append(self._retrieve(request, left, right, syntax, options))
+                timings["retrieval"] += (time.perf_counter() - t) * 1000
+            return retrieved[0]
 
         # With a remote generator the local pass stops once it has decided.
         remote_decides_only = self.remote is not None and options.mode == "selective"
@@ -210,17 +220,51 @@ class CompletionEngine:
                 result = self._generate(final_prompt, shape, max_tokens, is_cancelled)
             else:
                 final_prompt = self._prompt(request, context, options, [])
-                result = self._run(
-                    final_prompt,
-                    shape,
-                    max_tokens,
-                    is_cancelled,
-                    on_prefill=decide_at_prefill,
-                    on_first_line=decide_at_first_line,
-                )
+                race: _ContextRace | None = None
+                online = options.online and options.mode == "selective" and self.remote is None
+                if online and self.parallel is not None and retrieve():
+                    race = _ContextRace(
+                        self,
+                        self._prompt(request, context, options, retrieve()),
+                        shape,
+                        max_tokens,
+                        is_cancelled,
+                    )
+
+                def decided(abandon: bool) -> bool:
+                    if race is not None and "decided_at" in captured and not abandon:
+                        race.cancel()  # not retrieving: the context pass stops, this one
+                        self.generator.set_threads()  # gets every core back
+                    return abandon
+
+                try:
+                    result = self._run(
+                        final_prompt,
+                        shape,
+                        max_tokens,
+                        is_cancelled,
+                        on_prefill=lambda logits: decided(decide_at_prefill(logits)),
+                        on_first_line=lambda lp: decided(decide_at_first_line(lp)),
+                    )
+                except BaseException:
+                    if race is not None:
+                        race.cancel()
+                    raise
+                finally:
+                    self.generator.set_threads()
+                if race is not None and not result.abandoned:
+                    race.cancel()
+                    captured["online"] = "kept the pass without context"
                 if "decided_at" in captured:
                     timings["decision"] = (captured["decided_at"] - started) * 1000
-                if result.abandoned or self.remote is not None:
+                if race is not None and result.abandoned:
+                    # Retrieving: the context pass, already under way, is the answer.
+                    timings["prefill"] += result.stats.prefill_ms
+                    timings["generation"] += result.stats.generation_ms
+                    final_prompt = race.prompt
+                    result = race.result()
+                    captured["online"] = "kept the pass with context"
+                elif result.abandoned or self.remote is not None:
                     # Retrieving (or generating remotely): the local pass only decided.
                     timings["prefill"] += result.stats.prefill_ms
                     timings["generation"] += result.stats.generation_ms
@@ -261,6 +305,8 @@ class CompletionEngine:
         }
         if self.remote is not None:
             record["generator"] = self.remote.endpoint
+        if "online" in captured:
+            record["online"] = captured["online"]
         if options.record_prompt_ids:
             record["prompt_ids"] = final_prompt.tokens
         return CompletionResult(text, record, captured.get("logits"))
@@ -360,13 +406,16 @@ class CompletionEngine:
         *,
         on_prefill: Callable[[np.ndarray], bool] | None = None,
         on_first_line: Callable[[list[float]], bool] | None = None,
+        generator: LlamaGenerator | None = None,
     ) -> _Pass:
-        """Greedy generation until a stop rule; either hook may abandon the pass."""
+        """Greedy generation until a stop rule; either hook may abandon the pass.
+        `generator`: another context of the model (online serving's second pass)."""
+        g = generator or self.generator
         stats = PassStats()
         raw = b""
         logprobs: list[float] = []
         first_line_done = on_first_line is None
-        budget = min(max_tokens, self.generator.n_ctx - len(prompt.tokens))
+        budget = min(max_tokens, g.n_ctx - len(prompt.tokens))
         if budget <= 0:
             raise ValueError("prompt leaves no room to generate; lower the context budgets")
         text = ""
@@ -380,10 +429,10 @@ class CompletionEngine:
             return abandoned_at_prefill
 
         hook = prefill_hook if on_prefill is not None else None
-        for step in self.generator.greedy(prompt.tokens, budget, stats, hook, is_cancelled):
+        for step in g.greedy(prompt.tokens, budget, stats, hook, is_cancelled):
             if is_cancelled():
                 raise Cancelled()
-            if step.token in self.generator.stop_tokens:
+            if step.token in g.stop_tokens:
                 if not first_line_done:
                     logprobs.append(step.logprob)
                 break
@@ -410,3 +459,64 @@ class CompletionEngine:
                 return _Pass(text, stats, abandoned=True)
         final = cut if cut is not None else shape.cut(text, finished=True)
         return _Pass(final or "", stats)
+
+
+class _ContextRace:
+    """Online serving's second pass: generation with cross-file context on the engine's
+    second llama context, started before the decision is known. The two passes share the
+    cores until the decision drops one (`cancel`) or picks this one (`result`)."""
+
+    def __init__(
+        self,
+        engine: CompletionEngine,
+        prompt: Prompt,
+        shape: CompletionShape,
+        max_tokens: int,
+        is_cancelled: Callable[[], bool],
+    ) -> None:
+        assert engine.parallel is not None
+        self.prompt = prompt
+        self._stop = threading.Event()
+        self._alone = threading.Event()
+        self._done = threading.Event()
+        self._outcome: list[_Pass | BaseException] = []
+        share = max(1, engine.generator.n_threads // 2)
+        engine.generator.set_threads(share)
+        second = engine.parallel
+        boosted = False
+
+        def should_stop() -> bool:
+            nonlocal boosted
+            if self._alone.is_set() and not boosted:  # the first pass is gone
+                second.set_threads()
+                boosted = True
+            return self._stop.is_set() or is_cancelled()
+
+        def work() -> None:
+            try:
+                with second.lock:
+                    second.set_threads(share)
+                    try:
+                        self._outcome.append(
+                            engine._run(prompt, shape, max_tokens, should_stop, generator=second)
+                        )
+                    finally:
+                        second.set_threads()
+            except BaseException as exc:  # handed to whoever asks for the result
+                self._outcome.append(exc)
+            finally:
+                self._done.set()
+
+        threading.Thread(target=work, name="online-context", daemon=True).start()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def result(self) -> _Pass:
+        """Wait for the context pass (with every core from now on)."""
+        self._alone.set()
+        self._done.wait()
+        outcome = self._outcome[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome

@@ -90,6 +90,7 @@ class LlamaGenerator:
             ) from exc
         self.load_seconds = time.perf_counter() - started
         self.n_ctx = n_ctx
+        self.n_threads = self.llm.context_params.n_threads
         self.n_vocab = self.llm.n_vocab()
         self._special: dict[str, int] = {}
         missing = [t for t in FIM_TOKENS if self._lookup_special(t) is None]
@@ -111,6 +112,14 @@ class LlamaGenerator:
             head = None
         self.retrieve_head = head
         self.never_generate = [] if self.retrieve_head is None else [self.retrieve_head.token_id]
+
+    def set_threads(self, n: int | None = None) -> None:
+        """Threads for the following evaluations (None: back to the configured number).
+        Online serving gives each of two concurrent passes a share of the cores."""
+        import llama_cpp
+
+        n = n or self.n_threads
+        llama_cpp.llama_set_n_threads(self.llm.ctx, n, n)
 
     def _lookup_special(self, name: str) -> int | None:
         if name not in self._special:

@@ -105,6 +105,21 @@ async def test_selective_follows_its_threshold(client: LanguageClient, workspace
     close_doc(client, uri)
 
 
+async def test_online_serving_is_a_setting(client: LanguageClient, workspace: Path):
+    uri = open_doc(client, workspace / "inventory/online.py", MAKE_ITEM + ")\n")
+    for online in (True, False):
+        settings = {
+            "repoformer": {"retrieval": {"mode": "selective"}, "completion": {"online": online}}
+        }
+        client.set_configuration(settings)
+        after = len(client.log_messages)
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings))
+        await wait_for_log(client, "repoformer model loaded:", after=after)  # 1 or 2 contexts
+        _, record = await complete_at_end(client, uri, MAKE_ITEM)
+        assert ("online" in record) is online and "error" not in record
+    close_doc(client, uri)
+
+
 def _change(client: LanguageClient, uri: str, version: int, text: str) -> None:
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(

@@ -39,3 +39,10 @@ def test_model_path_and_budgets_layer_on_a_base():
     assert settings.completion.budget.left_tokens == 300
     empty, _ = parse_settings({"model": {"path": ""}})
     assert empty.model_path is None
+
+
+def test_online_serving_setting_reaches_the_completion_options():
+    settings, errors = parse_settings({"repoformer": {"completion": {"online": True}}})
+    assert errors == [] and settings.completion.online is True
+    _, errors = parse_settings({"completion": {"online": "yes"}})
+    assert errors and "completion.online" in errors[0]
