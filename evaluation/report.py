@@ -79,7 +79,7 @@ def build_report(
         "never": _summary([_plain(r, "never") for r in rows], types),
         "always": _summary([_plain(r, "always") for r in rows], types),
     }
-    languages = [_language(r["path"]) for r in rows]
+    languages = [_language(r.get("path", "")) for r in rows]
     # With a separate policy model (plug-and-play), it is the one that decides.
     decider = "policy" if rows and all("policy_p_retrieve" in r for r in rows) else "p_retrieve"
     sel_default = [_selective(r, default_threshold, decider) for r in rows]

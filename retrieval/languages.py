@@ -90,53 +90,67 @@ PYTHON = Language(
     functions=frozenset({"function_definition"}),
     function_bodies=frozenset({"block"}),
 )
-JAVASCRIPT = Language(
+
+
+def _brace(
+    name: str,
+    suffixes: tuple[str, ...],
+    grammar: tuple[str, str],
+    definitions: frozenset[str],
+    functions: frozenset[str],
+) -> Language:
+    """A brace language with a grammar: blocks are `block` / `statement_block` nodes."""
+    return Language(
+        name,
+        suffixes,
+        grammar=grammar,
+        definitions=definitions,
+        functions=functions,
+        function_bodies=_BLOCKS,
+    )
+
+
+JAVASCRIPT = _brace(
     "javascript",
     (".js", ".jsx", ".mjs", ".cjs"),
-    grammar=("tree_sitter_javascript", "language"),
+    ("tree_sitter_javascript", "language"),
     definitions=_JS_DEFS,
     functions=_JS_FUNCTIONS,
-    function_bodies=_BLOCKS,
 )
-TYPESCRIPT = Language(
+TYPESCRIPT = _brace(
     "typescript",
     (".ts", ".mts", ".cts"),
-    grammar=("tree_sitter_typescript", "language_typescript"),
+    ("tree_sitter_typescript", "language_typescript"),
     definitions=_JS_DEFS,
     functions=_JS_FUNCTIONS,
-    function_bodies=_BLOCKS,
 )
-TSX = Language(
+TSX = _brace(
     "tsx",
     (".tsx",),
-    grammar=("tree_sitter_typescript", "language_tsx"),
+    ("tree_sitter_typescript", "language_tsx"),
     definitions=_JS_DEFS,
     functions=_JS_FUNCTIONS,
-    function_bodies=_BLOCKS,
 )
-JAVA = Language(
+JAVA = _brace(
     "java",
     (".java",),
-    grammar=("tree_sitter_java", "language"),
+    ("tree_sitter_java", "language"),
     definitions=_JAVA_DEFS,
     functions=_METHODS,
-    function_bodies=_BLOCKS,
 )
-GO = Language(
+GO = _brace(
     "go",
     (".go",),
-    grammar=("tree_sitter_go", "language"),
+    ("tree_sitter_go", "language"),
     definitions=frozenset({"function_declaration", "method_declaration", "type_declaration"}),
     functions=frozenset({"function_declaration", "method_declaration", "func_literal"}),
-    function_bodies=_BLOCKS,
 )
-CSHARP = Language(
+CSHARP = _brace(
     "c_sharp",
     (".cs",),
-    grammar=("tree_sitter_c_sharp", "language"),
+    ("tree_sitter_c_sharp", "language"),
     definitions=_CS_DEFS,
     functions=_METHODS | {"local_function_statement"},
-    function_bodies=_BLOCKS,
 )
 
 LANGUAGES: tuple[Language, ...] = (
