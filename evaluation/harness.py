@@ -11,7 +11,7 @@ from pathlib import Path
 from evaluation.report import build_report, machine_meta, write_markdown, write_plot
 from evaluation.repos import fetch_repo, repo_lists
 from evaluation.runner import load_rows, run_tasks
-from evaluation.tasks import Task, sample_tasks
+from evaluation.tasks import Task, mid_line, sample_tasks
 from models.engine import CompletionOptions
 from models.files import pull_default_model
 from models.generation import LlamaGenerator
@@ -37,6 +37,8 @@ def run_eval(
     reuse_never: Path | None = None,
     right_tokens: int | None = None,
     query: str = "lines",
+    mid_line_only: bool = False,
+    line_in_middle: bool = True,
 ) -> int:
     lists = repo_lists()
     requirements = repos or (lists["smoke"] if smoke else lists["eval"])
@@ -50,6 +52,8 @@ def run_eval(
         roots[req] = root
         tasks += sample_tasks(req, root, per_type, seed)
     tasks = tasks[::every]  # a spread-out subset of the same tasks
+    if mid_line_only:
+        tasks = [m for t in tasks if (m := mid_line(t)) is not None]
     model_path = model or pull_default_model()
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
@@ -57,6 +61,7 @@ def run_eval(
         generator = LlamaGenerator(model_path)
         policy = LlamaGenerator(policy_model) if policy_model else None
         base = CompletionOptions(threshold=threshold, layout=layout, query=query)
+        base = replace(base, budget=replace(base.budget, line_in_middle=line_in_middle))
         if right_tokens is not None:
             base = replace(base, budget=replace(base.budget, right_tokens=right_tokens))
         (out / "tasks.json").write_text(json.dumps([t.as_dict() for t in tasks], indent=1))
@@ -88,6 +93,8 @@ def run_eval(
         "chunking": chunking,
         "right_tokens": right_tokens,
         "query": query,
+        "mid_line": mid_line_only,
+        "line_in_middle": line_in_middle,
         "n_tasks": len(rows),
         "n_tasks_planned": len(tasks),
     }

@@ -34,8 +34,8 @@ def request_for(task: Task, root: Path) -> CompletionRequest:
     lines = path.read_text("utf-8").split("\n")
     first = lines[task.start_line]
     indent = first[: len(first) - len(first.lstrip())]
-    text = "\n".join([*lines[: task.start_line], indent, *lines[task.end_line :]])
-    return CompletionRequest(path.resolve(), text, task.start_line, len(indent))
+    text = "\n".join([*lines[: task.start_line], indent + task.typed, *lines[task.end_line :]])
+    return CompletionRequest(path.resolve(), text, task.start_line, len(indent + task.typed))
 
 
 def _pass(engine: CompletionEngine, task: Task, req: CompletionRequest, opts: CompletionOptions):

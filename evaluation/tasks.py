@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import re
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class Task:
     start_line: int  # 0-based, hidden span [start_line, end_line)
     end_line: int
     target: str  # the hidden text after the first line's indentation
+    typed: str = ""  # mid-line tasks: the start of the line, already typed before the cursor
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -223,3 +224,19 @@ def sample_tasks(
                 end = min(start + k, end)
             tasks.append(_make(repo, kind, f, start, end, n))
     return tasks
+
+
+_TYPING_BREAKS = " (.,=[{:"
+
+
+def mid_line(task: Task) -> Task | None:
+    """The same line with the cursor inside it, as while typing: the line's start up to
+    a word boundary (chosen from the id) is typed, the rest is the target. Single-line
+    tasks only; None when the line has no boundary to stop at."""
+    if "\n" in task.target:
+        return None
+    cuts = [i for i in range(1, len(task.target) - 1) if task.target[i - 1] in _TYPING_BREAKS]
+    if not cuts:
+        return None
+    cut = cuts[zlib.crc32(task.id.encode()) % len(cuts)]
+    return replace(task, id=f"{task.id}:mid", typed=task.target[:cut], target=task.target[cut:])

@@ -1,7 +1,9 @@
 """Fill-in-the-middle prompts for Qwen2.5-Coder, with token budgets.
 
 Without cross-file context (CFC):
-    <|fim_prefix|>LEFT<|fim_suffix|>RIGHT<|fim_middle|>
+    <|fim_prefix|>LEFT<|fim_suffix|>RIGHT<|fim_middle|>TYPED
+where TYPED is the code before the cursor on its line (with `line_in_middle`; otherwise it
+ends LEFT).
 With CFC, in the repository format Qwen2.5-Coder was pretrained on (the best chunk
 is placed last, next to the code being completed):
     <|repo_name|>REPO\\n<|file_sep|>PATH\\nCHUNK\\n ... <|file_sep|>CURRENT\\n<|fim_prefix|>...
@@ -37,6 +39,11 @@ class PromptBudget:
     # start of the prompt (and llama.cpp's KV cache of it) stays the same while the user
     # types; the price is up to this many lines fewer than the budget would allow.
     left_align_lines: int = 16
+    # The code typed on the cursor's line goes after <|fim_middle|>, as the start of the
+    # middle, instead of at the end of the prefix: the prompt before it (prefix, suffix)
+    # then stays the same while the user types on a line, and a keystroke prefills only
+    # its own characters instead of the whole right context.
+    line_in_middle: bool = True
 
 
 LAYOUTS = ("psm", "spm")
@@ -106,12 +113,19 @@ class FimContext:
 
     left_ids: list[int]
     right_ids: list[int]
+    middle_ids: list[int] = field(default_factory=list)  # the typed start of the middle
 
 
 def fim_context(tok: Tokenizer, left: str, right: str, budget: PromptBudget) -> FimContext:
+    typed = ""
+    if budget.line_in_middle:
+        line_start = left.rfind("\n") + 1
+        left, typed = left[:line_start], left[line_start:]
+    middle = tok.tokenize(typed)[-budget.left_tokens :] if typed else []
     return FimContext(
-        _keep_last_lines(tok, left, budget.left_tokens, budget.left_align_lines),
+        _keep_last_lines(tok, left, budget.left_tokens - len(middle), budget.left_align_lines),
         _keep_first_lines(tok, right, budget.right_tokens),
+        middle,
     )
 
 
@@ -172,6 +186,7 @@ def build_prompt(
     else:
         tokens = head + [fim_prefix] + cfc_ids + left_ids + [fim_suffix] + right_ids
     tokens.append(fim_middle)
+    tokens += context.middle_ids
     return Prompt(
         tokens=tokens,
         left_tokens=len(left_ids),

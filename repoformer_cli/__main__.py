@@ -190,6 +190,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         reuse_never=Path(args.reuse_never) if args.reuse_never else None,
         right_tokens=args.right_tokens,
         query=args.query,
+        mid_line_only=args.mid_line,
+        line_in_middle=not args.line_in_prefix,
     )
 
 
@@ -331,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--reuse-never", help="results.jsonl whose `never` runs are reused")
     ev.add_argument("--right-tokens", type=int, help="right-context budget (default: server's)")
     ev.add_argument("--query", choices=QUERIES, default="lines", help="retrieval query")
+    ev.add_argument(
+        "--mid-line", action="store_true", help="single-line tasks with the cursor inside the line"
+    )
+    ev.add_argument(
+        "--line-in-prefix", action="store_true", help="typed line in the FIM prefix (old layout)"
+    )
     ev.add_argument(
         "--report-only", action="store_true", help="rebuild the report from the results so far"
     )

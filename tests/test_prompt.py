@@ -12,8 +12,11 @@ def _chunk(path: str, text: str, score: float) -> ScoredChunk:
     return ScoredChunk(Chunk(path, 0, text.count("\n"), text), score)
 
 
+PREFIX_ONLY = PromptBudget(line_in_middle=False)  # the typed line stays in the prefix
+
+
 def test_plain_fim_layout():
-    prompt = build_prompt(TOK, left="a = 1\nb = ", right="\nc = 3\n", budget=PromptBudget())
+    prompt = build_prompt(TOK, left="a = 1\nb = ", right="\nc = 3\n", budget=PREFIX_ONLY)
     assert (
         TOK.decode(prompt.tokens)
         == "<|fim_prefix|>a = 1\nb = <|fim_suffix|>\nc = 3\n<|fim_middle|>"
@@ -21,10 +24,25 @@ def test_plain_fim_layout():
     assert prompt.cfc_tokens == 0 and prompt.chunks == []
 
 
+def test_the_typed_line_starts_the_middle_so_typing_only_extends_the_prompt():
+    def prompt(typed: str) -> list[int]:
+        left = "a = 1\n" + typed
+        return build_prompt(TOK, left=left, right="\nc = 3\n", budget=PromptBudget()).tokens
+
+    assert TOK.decode(prompt("b = f")) == (
+        "<|fim_prefix|>a = 1\n<|fim_suffix|>\nc = 3\n<|fim_middle|>b = f"
+    )
+    # Each keystroke on the line appends to the previous prompt: the rest is KV-cached.
+    shorter, longer = prompt("b = f"), prompt("b = fo")
+    assert longer[: len(shorter)] == shorter and len(longer) == len(shorter) + 1
+    # At the start of a line there is nothing typed: the usual layout.
+    assert TOK.decode(prompt("")).endswith("<|fim_middle|>")
+
+
 def test_left_keeps_lines_nearest_the_cursor_and_right_the_first_lines():
     left = "".join(f"left{i}\n" for i in range(100)) + "cur = "
     right = "\n" + "".join(f"right{i}\n" for i in range(100))
-    budget = PromptBudget(left_tokens=40, right_tokens=20, cfc_tokens=0)
+    budget = PromptBudget(left_tokens=40, right_tokens=20, cfc_tokens=0, line_in_middle=False)
     prompt = build_prompt(TOK, left=left, right=right, budget=budget)
     text = TOK.decode(prompt.tokens)
     kept_left = text.split("<|fim_prefix|>")[1].split("<|fim_suffix|>")[0]
@@ -41,7 +59,7 @@ def test_cfc_respects_its_budget_and_puts_the_best_chunk_last():
         TOK,
         left="x = ",
         right="",
-        budget=PromptBudget(cfc_tokens=60),
+        budget=PromptBudget(cfc_tokens=60, line_in_middle=False),
         chunks=chunks,
         chunk_paths=["best.py", "second.py"],
         current_path="cur.py",
@@ -80,7 +98,7 @@ def test_comment_format_comments_out_every_chunk_line():
         TOK,
         left="y = ",
         right="",
-        budget=PromptBudget(),
+        budget=PREFIX_ONLY,
         chunks=[chunk],
         chunk_paths=["lib.py"],
         cfc_format="comment",
