@@ -155,3 +155,19 @@ def test_npm_packages_unpack_without_their_compiled_output(tmp_path: Path):
         p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")
     )
     assert found == ["lib", "lib/a.js", "p.json"]
+
+
+def test_mid_line_tasks_put_the_cursor_after_the_typed_start_of_the_line(workspace: Path):
+    from evaluation.tasks import mid_line
+
+    tasks = [t for t in sample_tasks("fixture", workspace, per_type=4, seed=3) if t.type == "line"]
+    variants = [m for t in tasks if (m := mid_line(t)) is not None]
+    assert variants
+    for m in variants:
+        original = next(t for t in tasks if f"{t.id}:mid" == m.id)
+        assert m.typed and m.target and m.typed + m.target == original.target
+        assert m.typed[-1] in " (.,=[{:"  # stops at a word boundary, as a typist pauses
+        request = request_for(m, workspace)
+        left, right = request.split()
+        assert left.endswith(m.typed) and right.startswith("\n")
+        assert mid_line(original) == m  # the same cut every time
