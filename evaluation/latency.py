@@ -45,6 +45,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "completion": {"online": True},
     },
     "selective, threshold 0": {"retrieval": {"mode": "selective", "threshold": 0.0}},
+    # Before the typed line moved into the FIM middle (context.lineInMiddle).
+    "never, line in prefix": {"retrieval": {"mode": "never"}, "context": {"lineInMiddle": False}},
+    "selective, line in prefix": {
+        "retrieval": {"mode": "selective"},
+        "context": {"lineInMiddle": False},
+    },
 }
 
 

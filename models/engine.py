@@ -272,6 +272,9 @@ class CompletionEngine:
                         final_prompt = self._prompt(request, context, options, chunks)
                     result = self._generate(final_prompt, shape, max_tokens, is_cancelled)
         text = result.text
+        if context.held_back:  # the whitespace the user typed, generated again by the model
+            kept = len(text) - len(text.lstrip(" \t"))
+            text = text[min(kept, len(context.held_back)) :]
         if indent:
             text = text[len(indent) :] if text.startswith(indent) else text.lstrip(" \t")
         timings["prefill"] += result.stats.prefill_ms

@@ -114,18 +114,26 @@ class FimContext:
     left_ids: list[int]
     right_ids: list[int]
     middle_ids: list[int] = field(default_factory=list)  # the typed start of the middle
+    # Whitespace typed at the end of the line, left out of the middle: a lone trailing
+    # space is a token the model rarely continues from (it starts a comment instead of
+    # ` IndexError`); it generates the space itself and the engine removes it again.
+    held_back: str = ""
 
 
 def fim_context(tok: Tokenizer, left: str, right: str, budget: PromptBudget) -> FimContext:
-    typed = ""
+    typed = held_back = ""
     if budget.line_in_middle:
         line_start = left.rfind("\n") + 1
         left, typed = left[:line_start], left[line_start:]
+        if typed.strip():
+            code = typed.rstrip(" \t")
+            typed, held_back = code, typed[len(code) :]
     middle = tok.tokenize(typed)[-budget.left_tokens :] if typed else []
     return FimContext(
         _keep_last_lines(tok, left, budget.left_tokens - len(middle), budget.left_align_lines),
         _keep_first_lines(tok, right, budget.right_tokens),
         middle,
+        held_back,
     )
 
 
