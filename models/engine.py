@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -164,8 +164,13 @@ class CompletionEngine:
         chunks: list[ScoredChunk] = []
         captured: dict[str, Any] = {}
         final_prompt: Prompt
-        context = fim_context(self.generator, left, right, options.budget)
         head = self.generator.retrieve_head
+        budget = options.budget
+        if head is not None and budget.line_in_middle:
+            # The learned token was trained on the logits right after <|fim_middle|>; with
+            # typed code after it the prefill would end elsewhere: keep it in the prefix.
+            budget = replace(budget, line_in_middle=False)
+        context = fim_context(self.generator, left, right, budget)
 
         retrieved: list[list[ScoredChunk]] = []
 
@@ -251,7 +256,8 @@ class CompletionEngine:
                         race.cancel()
                     raise
                 finally:
-                    self.generator.set_threads()
+                    if race is not None:
+                        self.generator.set_threads()
                 if race is not None and not result.abandoned:
                     race.cancel()
                     captured["online"] = "kept the pass without context"

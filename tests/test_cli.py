@@ -19,11 +19,10 @@ def test_bad_position_is_a_clear_error(tmp_path: Path):
 @pytest.mark.model
 def test_complete_prints_the_completion_and_its_decision_record(workspace: Path):
     target = workspace / "inventory" / "report.py"
-    line = next(
-        i
-        for i, text in enumerate(target.read_text().splitlines(), 1)
-        if "items = load_items" in text
-    )
+    lines = target.read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "items = load_items" in text)
+    lines[line - 1] = "    items = "  # the user is typing this line
+    target.write_text("\n".join(lines) + "\n")
     col = len("    items = ") + 1
     result = subprocess.run(
         [

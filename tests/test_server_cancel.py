@@ -20,7 +20,7 @@ def _completion(uri: str, msg_id: int) -> dict[str, Any]:
         "method": "textDocument/inlineCompletion",
         "params": {
             "textDocument": {"uri": uri},
-            "position": {"line": 3, "character": 11},
+            "position": {"line": 4, "character": 11},  # after `    return `
             "context": {"triggerKind": 2},
         },
     }
