@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -165,12 +165,7 @@ class CompletionEngine:
         captured: dict[str, Any] = {}
         final_prompt: Prompt
         head = self.generator.retrieve_head
-        budget = options.budget
-        if head is not None and budget.line_in_middle:
-            # The learned token was trained on the logits right after <|fim_middle|>; with
-            # typed code after it the prefill would end elsewhere: keep it in the prefix.
-            budget = replace(budget, line_in_middle=False)
-        context = fim_context(self.generator, left, right, budget)
+        context = fim_context(self.generator, left, right, options.budget)
 
         retrieved: list[list[ScoredChunk]] = []
 
@@ -438,7 +433,10 @@ class CompletionEngine:
             return abandoned_at_prefill
 
         hook = prefill_hook if on_prefill is not None else None
-        for step in g.greedy(prompt.tokens, budget, stats, hook, is_cancelled):
+        # The decision reads the logits at <|fim_middle|>, where the token was trained, even
+        # when typed code follows it.
+        steps = g.greedy(prompt.tokens, budget, stats, hook, is_cancelled, prompt.decision_index)
+        for step in steps:
             if is_cancelled():
                 raise Cancelled()
             if step.token in g.stop_tokens:

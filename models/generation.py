@@ -112,6 +112,8 @@ class LlamaGenerator:
             head = None
         self.retrieve_head = head
         self.never_generate = [] if self.retrieve_head is None else [self.retrieve_head.token_id]
+        # The logits at the last early decision position, with the tokens up to it.
+        self._decision_memo: tuple[tuple[int, ...], np.ndarray] | None = None
 
     def set_threads(self, n: int | None = None) -> None:
         """Threads for the following evaluations (None: back to the configured number).
@@ -165,6 +167,7 @@ class LlamaGenerator:
         stats: PassStats,
         on_prefill: Callable[[np.ndarray], bool] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        decision_at: int | None = None,
     ) -> Iterator[Step]:
         """Yield greedy tokens after `prompt`, reusing the cached common prefix.
 
@@ -172,6 +175,9 @@ class LlamaGenerator:
         before any token is chosen; returning True ends the pass there, at no further cost.
         `should_stop` is checked between pieces of the prefill: a request that went stale
         stops within one piece, and what it prefilled stays in the cache for the next one.
+        `decision_at`: the prompt position whose logits `on_prefill` sees, when it is not
+        the last one (code typed after <|fim_middle|>); those logits are kept for the next
+        prompt with the same tokens up to there, whose prefill then skips them.
         The caller must hold `self.lock` for the whole iteration.
         """
         if len(prompt) + max_tokens > self.n_ctx:
@@ -183,18 +189,36 @@ class LlamaGenerator:
         limit = min(len(cached), len(prompt) - 1)  # re-evaluate at least one token for logits
         while common < limit and cached[common] == prompt[common]:
             common += 1
+        decision_logits: np.ndarray | None = None
+        early = decision_at is not None and decision_at < len(prompt) - 1
+        if early:
+            assert decision_at is not None
+            key = tuple(prompt[: decision_at + 1])
+            if self._decision_memo is not None and self._decision_memo[0] == key:
+                decision_logits = self._decision_memo[1]
+            else:
+                common = min(common, decision_at)  # evaluate that position again
         llm.n_tokens = common
         stats.prompt_tokens = len(prompt)
         stats.reused_tokens = common
-        for start in range(common, len(prompt), PREFILL_PIECE):
+        # Pieces of the prefill; one ends at the decision position when its logits are due.
+        bounds = list(range(common, len(prompt), PREFILL_PIECE))
+        if early and decision_logits is None:
+            assert decision_at is not None
+            bounds = sorted(set(bounds) | {decision_at + 1})
+        for start, end in zip(bounds, [*bounds[1:], len(prompt)], strict=True):
             if should_stop():
                 stats.prefill_ms = (time.perf_counter() - started) * 1000
                 return
-            llm.eval(prompt[start : start + PREFILL_PIECE])
+            llm.eval(prompt[start:end])
+            if early and decision_logits is None and end == (decision_at or 0) + 1:
+                decision_logits = self._last_logits().copy()
+                self._decision_memo = (tuple(prompt[:end]), decision_logits)
         stats.prefill_ms = (time.perf_counter() - started) * 1000
         gen_started = time.perf_counter()
         try:
-            if on_prefill is not None and on_prefill(self._last_logits()):
+            at_decision = decision_logits if decision_logits is not None else self._last_logits()
+            if on_prefill is not None and on_prefill(at_decision):
                 return
             for _ in range(max_tokens):
                 logits = self._last_logits()

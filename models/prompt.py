@@ -56,6 +56,7 @@ class Prompt:
     right_tokens: int
     cfc_tokens: int
     chunks: list[ScoredChunk] = field(default_factory=list)  # the chunks actually included
+    decision_index: int = -1  # <|fim_middle|>: where the retrieval decision is read
 
 
 def _keep_last_lines(tok: Tokenizer, text: str, budget: int, align: int = 1) -> list[int]:
@@ -194,6 +195,7 @@ def build_prompt(
     else:
         tokens = head + [fim_prefix] + cfc_ids + left_ids + [fim_suffix] + right_ids
     tokens.append(fim_middle)
+    decision_index = len(tokens) - 1
     tokens += context.middle_ids
     return Prompt(
         tokens=tokens,
@@ -201,4 +203,5 @@ def build_prompt(
         right_tokens=len(right_ids),
         cfc_tokens=len(head) + len(cfc_ids),
         chunks=[c for c, _ in included],
+        decision_index=decision_index,
     )

@@ -35,7 +35,15 @@ class FakeGenerator(CharTokenizer):
     def token_bytes(self, token: int) -> bytes:
         return chr(token).encode()
 
-    def greedy(self, prompt, max_tokens, stats, on_prefill=None, should_stop=lambda: False):
+    def greedy(
+        self,
+        prompt,
+        max_tokens,
+        stats,
+        on_prefill=None,
+        should_stop=lambda: False,
+        decision_at=None,
+    ):
         import numpy as np
 
         from models.generation import Step

@@ -26,6 +26,9 @@ PROMPT = (
     "def total(items):\n    result = 0\n    for item in items:\n        result += ",
     "\n    return result\n",
 )
+# What the prompt holds up to <|fim_middle|>, where the decision is read: the line being
+# typed (`        result += `) comes after it (context.line_in_middle).
+DECISION_PROMPT = (PROMPT[0][: PROMPT[0].rfind("\n") + 1], PROMPT[1])
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +123,7 @@ def test_exported_token_is_read_by_the_runtime_and_never_generated(
     workspace, base, hidden, tmp_path, request_cleanup
 ):
     generator = LlamaGenerator(base)
-    h = hidden.hidden(_decision_logits(generator, *PROMPT))
+    h = hidden.hidden(_decision_logits(generator, *DECISION_PROMPT))
     # A row whose logit beats every real token at this position (40 vs about 20).
     head = {
         "row": (h / float(h @ h) * 40).tolist(),
@@ -141,7 +144,7 @@ def test_exported_token_is_read_by_the_runtime_and_never_generated(
 
     patched = LlamaGenerator(exported)
     assert patched.retrieve_head is not None and patched.retrieve_head.threshold == 0.5
-    logits = _decision_logits(patched, *PROMPT)
+    logits = _decision_logits(patched, *DECISION_PROMPT)
     assert int(np.argmax(logits)) == patched.retrieve_head.token_id
     assert patched.token_id("<|retrieve|>") == patched.retrieve_head.token_id
 

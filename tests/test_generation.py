@@ -1,0 +1,48 @@
+"""Reading the decision logits at <|fim_middle|> when typed code follows it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.files import pull_base_model
+from models.generation import LlamaGenerator, PassStats
+
+pytestmark = pytest.mark.model
+
+
+def _logits_at(generator: LlamaGenerator, prompt: list[int], decision_at: int | None):
+    captured: dict[str, np.ndarray] = {}
+
+    def keep(logits: np.ndarray) -> bool:
+        captured["logits"] = logits.copy()
+        return True
+
+    stats = PassStats()
+    with generator.lock:
+        list(generator.greedy(prompt, 1, stats, keep, decision_at=decision_at))
+    return captured["logits"], stats
+
+
+def test_decision_logits_come_from_the_fim_middle_position_and_are_kept():
+    g = LlamaGenerator(pull_base_model())
+    head = [
+        g.token_id("<|fim_prefix|>"),
+        *g.tokenize("def area(radius):\n"),
+        g.token_id("<|fim_suffix|>"),
+        *g.tokenize("\n\nprint(area(2))\n"),
+        g.token_id("<|fim_middle|>"),
+    ]
+    plain, _ = _logits_at(g, head, None)  # the prompt ends at <|fim_middle|>
+    g.llm.n_tokens = 0  # forget the cache
+    typed = head + g.tokenize("    return 3.14")
+    early, stats = _logits_at(g, typed, len(head) - 1)
+    assert stats.reused_tokens == 0
+    np.testing.assert_allclose(early, plain, atol=0.05)  # same position, other batch shape
+    last, _ = _logits_at(g, typed, None)
+    assert np.abs(last - plain).max() > 1.0  # the end of the typed code is another position
+    # A keystroke later: the logits at <|fim_middle|> are remembered, not recomputed.
+    more = typed + g.tokenize(" *")
+    again, stats = _logits_at(g, more, len(head) - 1)
+    assert stats.reused_tokens >= len(typed) - 1
+    np.testing.assert_array_equal(again, early)
