@@ -190,7 +190,7 @@ class LlamaGenerator:
         while common < limit and cached[common] == prompt[common]:
             common += 1
         decision_logits: np.ndarray | None = None
-        early = decision_at is not None and decision_at < len(prompt) - 1
+        early = on_prefill is not None and decision_at is not None and decision_at < len(prompt) - 1
         if early:
             assert decision_at is not None
             key = tuple(prompt[: decision_at + 1])
