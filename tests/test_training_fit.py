@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.fit import fit_head, logistic
+from training.fit import Data, fit_head, gain_weights, logistic
 from training.label import encode_vector
 
 
@@ -47,6 +47,27 @@ def test_logistic_recovers_a_separating_direction():
     assert w[0] > 1 and w[2] < -1 and abs(w[1]) < abs(w[0]) / 3
 
 
+def test_a_sample_weight_counts_like_repeating_the_row():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(60, 2))
+    y = (x[:, 0] + rng.normal(size=60) > 0).astype(float)
+    weights = np.where(np.arange(60) < 20, 3.0, 1.0)
+    repeated_x = np.vstack([x, x[:20], x[:20]])
+    repeated_y = np.concatenate([y, y[:20], y[:20]])
+    weighted = logistic(x, y, l2=1.0, weights=weights)
+    assert np.allclose(weighted, logistic(repeated_x, repeated_y, l2=1.0), atol=1e-6)
+    assert not np.allclose(weighted, logistic(x, y, l2=1.0), atol=1e-3)
+
+
+def test_gain_weights_follow_what_is_at_stake():
+    data = Data.from_rows(_rows(40))
+    data.es_always = data.es_never + np.random.default_rng(3).normal(0, 15, size=40)
+    w = gain_weights(data)
+    stake = np.abs(data.es_always - data.es_never)
+    assert np.isclose(w.mean(), 1.0) and np.all(w > 0)
+    assert np.array_equal(np.argsort(w, kind="stable"), np.argsort(stake, kind="stable"))
+
+
 def test_fit_head_learns_the_row_validates_by_project_and_reports(tmp_path: Path):
     dataset = tmp_path / "labels.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in _rows(600)) + "{cut sho")
@@ -54,6 +75,7 @@ def test_fit_head_learns_the_row_validates_by_project_and_reports(tmp_path: Path
     assert fit_head(dataset, head_path, report) == 0
     head = json.loads(head_path.read_text())
     assert len(head["row"]) == 64 and 0 < head["threshold"] < 1
+    assert head["weighting"] in ("labels", "gain")
     assert head["jaccard_weight"] > 0  # the signal that drives the labels is used
     assert head["stats"]["rows"] == 600 and head["stats"]["projects"] == ["p0", "p1", "p2", "p3"]
     cv = json.loads((report / "cv.json").read_text())["candidates"]

@@ -8,8 +8,11 @@ of the model's first token), each with one weight, stored next to the token.
 Validation is leave-one-project-out over the training projects (never the evaluation
 projects). Every candidate (each signal alone, the token alone, the token with the
 signals) is scored on the held-out folds with the same metrics, so each part's
-contribution is visible; the threshold (SelectiveT) is chosen on those held-out
-predictions to maximise the selective edit similarity.
+contribution is visible; the shipped head is the setting with the best held-out AUROC,
+and its threshold (SelectiveT) is chosen on those held-out predictions to maximise the
+selective edit similarity. Besides the plain decision loss, each candidate is also fitted
+with every blank weighted by how much is at stake there (the ES gained or lost by
+retrieving): what selective ES rewards is getting the large gains and losses right.
 """
 
 from __future__ import annotations
@@ -61,16 +64,20 @@ class Data:
         )
 
 
-def logistic(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 30) -> np.ndarray:
-    """L2-regularised logistic regression by Newton's method; weights end with the bias."""
+def logistic(
+    x: np.ndarray, y: np.ndarray, l2: float, weights: np.ndarray | None = None, iters: int = 30
+) -> np.ndarray:
+    """L2-regularised (sample-weighted) logistic regression by Newton's method; weights end
+    with the bias."""
     xb = np.hstack([x, np.ones((len(x), 1))])
+    sw = np.ones(len(x)) if weights is None else weights
     w = np.zeros(xb.shape[1])
     reg = np.full(xb.shape[1], l2)
     reg[-1] = 0.0  # the bias is not shrunk
     for _ in range(iters):
         p = 1 / (1 + np.exp(-np.clip(xb @ w, -30, 30)))
-        grad = xb.T @ (p - y) + reg * w
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(reg + 1e-9)
+        grad = xb.T @ (sw * (p - y)) + reg * w
+        hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(reg + 1e-9)
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-6:
@@ -93,6 +100,32 @@ class Head:
         return 1 / (1 + np.exp(-self.logits(hidden, signals)))
 
 
+@dataclass
+class Projection:
+    """The training rows' principal components of the hidden state, computed once per
+    training set and shared by every candidate and setting fitted on it."""
+
+    mean: np.ndarray
+    components: np.ndarray  # (max components, hidden size), applied to centred raw states
+
+    @classmethod
+    def fit(cls, hidden: np.ndarray, max_components: int) -> Projection:
+        mean = hidden.mean(0)
+        # Per-dimension scaling first: a few hidden dimensions carry huge activations and
+        # would otherwise be all that the principal components see.
+        scale = hidden.std(0) + 1e-3
+        _, _, vt = np.linalg.svd((hidden - mean) / scale, full_matrices=False)
+        return cls(mean, vt[:max_components] / scale)
+
+
+def gain_weights(data: Data) -> np.ndarray:
+    """Cost-sensitive weights: a blank counts by how much the decision matters there (the
+    ES points won or lost by retrieving, plus one for the time a useless retrieval costs),
+    normalised to mean 1 so that the L2 settings keep their meaning."""
+    w = 1.0 + np.abs(data.es_always - data.es_never)
+    return w / w.mean()
+
+
 def train_head(
     hidden: np.ndarray,
     signals: np.ndarray,
@@ -100,20 +133,19 @@ def train_head(
     l2: float,
     use_hidden: bool,
     components: int = 64,
+    weights: np.ndarray | None = None,
+    projection: Projection | None = None,
 ) -> Head:
     """Fit on standardised features (the hidden state projected on its principal
     components), then fold the projection and standardisation back into one row."""
-    h_mean = hidden.mean(0)
-    # Per-dimension scaling first: a few hidden dimensions carry huge activations and
-    # would otherwise be all that the principal components see.
-    h_scale = hidden.std(0) + 1e-3
-    basis = np.zeros((0, hidden.shape[1]))
     if use_hidden:
-        _, _, vt = np.linalg.svd((hidden - h_mean) / h_scale, full_matrices=False)
-        basis = vt[:components] / h_scale  # projects raw (centred) hidden states
+        projection = projection or Projection.fit(hidden, components)
+        h_mean, basis = projection.mean, projection.components[:components]
+    else:
+        h_mean, basis = hidden.mean(0), np.zeros((0, hidden.shape[1]))
     x = np.hstack([(hidden - h_mean) @ basis.T, signals])
     mean, std = x.mean(0), x.std(0) + 1e-6
-    w = logistic((x - mean) / std, y.astype(float), l2)
+    w = logistic((x - mean) / std, y.astype(float), l2, weights)
     coef = w[:-1] / std
     bias = float(w[-1] - coef @ mean)
     k = basis.shape[0]
@@ -122,36 +154,65 @@ def train_head(
     return Head(row.astype(np.float32), bias, coef[k:])
 
 
+# name: (uses the hidden state / the token, signals it combines)
 CANDIDATES: dict[str, tuple[bool, tuple[str, ...]]] = {
-    # name: (uses the hidden state / the token, signals it combines)
     "token": (True, ()),
     "token+jaccard": (True, ("best_jaccard",)),
     "token+jaccard+first_logprob": (True, SIGNALS),
 }
+WEIGHTINGS = ("labels", "gain")  # plain decision loss, or weighted by what is at stake
+
+
+@dataclass(frozen=True)
+class Setting:
+    candidate: str
+    l2: float
+    components: int
+    train_oracle: bool
+    weighting: str
+
+    @property
+    def name(self) -> str:
+        oracle = "in" if self.train_oracle else "out"
+        weighted = ", gain-weighted" if self.weighting == "gain" else ""
+        return (
+            f"{self.candidate} (pca={self.components}, l2={self.l2}, "
+            f"oracle rows {oracle}{weighted})"
+        )
 
 
 def _signal_columns(data: Data, names: tuple[str, ...]) -> np.ndarray:
     return data.signals[:, [SIGNALS.index(n) for n in names]]
 
 
-def cross_validate(
-    data: Data,
-    use_hidden: bool,
-    names: tuple[str, ...],
-    l2: float,
-    train_oracle: bool,
-    components: int,
-) -> np.ndarray:
-    """Held-out probabilities for every row, leaving one project out at a time."""
-    out = np.zeros(len(data.labels))
-    sig = _signal_columns(data, names)
+def _weights(data: Data, weighting: str) -> np.ndarray | None:
+    return gain_weights(data) if weighting == "gain" else None
+
+
+def cross_validate(data: Data, settings: list[Setting]) -> dict[Setting, np.ndarray]:
+    """Held-out probabilities for every row and setting, leaving one project out at a time."""
+    out = {s: np.zeros(len(data.labels)) for s in settings}
     for repo in np.unique(data.repos):
         test = data.repos == repo
-        train = ~test if train_oracle else (~test & ~data.oracle)
-        head = train_head(
-            data.hidden[train], sig[train], data.labels[train], l2, use_hidden, components
-        )
-        out[test] = head.probability(data.hidden[test], sig[test])
+        for train_oracle in {s.train_oracle for s in settings}:
+            train = ~test if train_oracle else (~test & ~data.oracle)
+            fold = _subset(data, train)
+            projection = Projection.fit(fold.hidden, max(COMPONENT_CHOICES))
+            for s in (s for s in settings if s.train_oracle == train_oracle):
+                use_hidden, names = CANDIDATES[s.candidate]
+                head = train_head(
+                    fold.hidden,
+                    _signal_columns(fold, names),
+                    fold.labels,
+                    s.l2,
+                    use_hidden,
+                    s.components,
+                    _weights(fold, s.weighting),
+                    projection,
+                )
+                out[s][test] = head.probability(
+                    data.hidden[test], _signal_columns(data, names)[test]
+                )
     return out
 
 
@@ -204,26 +265,35 @@ def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
         scaled = (p - lo) / (hi - lo) if hi > lo else p * 0
         results[name] = score(val, scaled, best_threshold(val, scaled))
 
-    best: tuple[float, str, float, bool, int] | None = None
-    for name, (use_hidden, names) in CANDIDATES.items():
-        for train_oracle in (True, False):
-            for l2 in L2_CHOICES:
-                for k in COMPONENT_CHOICES:
-                    p = cross_validate(data, use_hidden, names, l2, train_oracle, k)[runtime]
-                    key = (
-                        f"{name} (pca={k}, l2={l2}, oracle rows {'in' if train_oracle else 'out'})"
-                    )
-                    results[key] = score(val, p, best_threshold(val, p))
-                    a = results[key]["auroc"] or 0.0
-                    if name == "token+jaccard+first_logprob" and (best is None or a > best[0]):
-                        best = (a, key, l2, train_oracle, k)
-    assert best is not None
-    _, chosen, l2, train_oracle, components = best
-    train = np.ones(len(data.labels), bool) if train_oracle else runtime
+    settings = [
+        Setting(candidate, l2, k, train_oracle, weighting)
+        for candidate in CANDIDATES
+        for train_oracle in (True, False)
+        for weighting in WEIGHTINGS
+        for l2 in L2_CHOICES
+        for k in COMPONENT_CHOICES
+    ]
+    held_out = cross_validate(data, settings)
+    for s in settings:
+        p = held_out[s][runtime]
+        results[s.name] = score(val, p, best_threshold(val, p))
+    # The shipped head: the setting with the best held-out AUROC (every candidate uses
+    # the token; whether the cheap signals join it is decided by the same measurement).
+    chosen = max(settings, key=lambda s: results[s.name]["auroc"] or 0.0)
+    train = np.ones(len(data.labels), bool) if chosen.train_oracle else runtime
+    fit_rows = _subset(data, train)
+    names = CANDIDATES[chosen.candidate][1]
     head = train_head(
-        data.hidden[train], data.signals[train], data.labels[train], l2, True, components
+        fit_rows.hidden,
+        _signal_columns(fit_rows, names),
+        fit_rows.labels,
+        chosen.l2,
+        True,
+        chosen.components,
+        _weights(fit_rows, chosen.weighting),
     )
-    threshold = results[chosen]["threshold"]
+    signal_weight = dict(zip(names, head.signal_weights.tolist(), strict=True))
+    threshold = results[chosen.name]["threshold"]
     stats = {
         "rows": len(rows),
         "runtime_rows": int(runtime.sum()),
@@ -241,13 +311,14 @@ def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
     head_path.write_text(
         json.dumps(
             {
-                "chosen": chosen,
-                "l2": l2,
-                "components": components,
+                "chosen": chosen.name,
+                "l2": chosen.l2,
+                "components": chosen.components,
+                "weighting": chosen.weighting,
                 "threshold": threshold,
                 "bias": head.bias,
-                "jaccard_weight": float(head.signal_weights[0]),
-                "confidence_weight": float(head.signal_weights[1]),
+                "jaccard_weight": float(signal_weight.get("best_jaccard", 0.0)),
+                "confidence_weight": float(signal_weight.get("first_logprob", 0.0)),
                 "row": [round(float(v), 7) for v in head.row],
                 "stats": stats,
             }
@@ -257,7 +328,7 @@ def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
     (report_dir / "cv.json").write_text(
         json.dumps({"stats": stats, "candidates": results}, indent=1)
     )
-    _write_markdown(report_dir / "cv.md", stats, results, chosen)
+    _write_markdown(report_dir / "cv.md", stats, results, chosen.name)
     print((report_dir / "cv.md").read_text())
     return 0
 
@@ -284,7 +355,7 @@ def _write_markdown(
     ]
     shown: dict[str, Any] = {}
     for name, r in results.items():
-        family = name.split(" (")[0]
+        family = name.split(" (")[0] + (" gain-weighted" if "gain-weighted" in name else "")
         best = shown.get(family)
         better = best is None or (r["auroc"] or 0) > (best[1]["auroc"] or 0)
         if name == chosen or (better and (best is None or best[0] != chosen)):
