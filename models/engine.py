@@ -32,7 +32,6 @@ from models.prompt import FimContext, Prompt, PromptBudget, build_prompt, fim_co
 from models.remote import RemoteCompletions
 from models.shape import CompletionShape
 from retrieval.index import ScoredChunk
-from retrieval.languages import language_of
 from retrieval.syntax import CursorSyntax, cursor_syntax, syntax_query
 from retrieval.workspace_index import WorkspaceIndex
 
@@ -143,13 +142,9 @@ class CompletionEngine:
         if is_cancelled():  # superseded while it waited for the model: no work at all
             raise Cancelled()
         left, right = request.split()
-        # The syntax tree (a parse of the whole file, about 10 ms for 3,000 lines) only
-        # matters for the syntax query or a line ending in a block opener.
-        language = language_of(request.path)
-        line = left.rsplit("\n", 1)[-1].rstrip()
-        openers = language.block_openers if language is not None else ()
-        needs_tree = options.query == "syntax" or (line.strip() and line.endswith(openers))
-        syntax = cursor_syntax(str(request.path), left, right) if needs_tree else None
+        # The definitions around the cursor are only needed by the syntax query; without
+        # them the file is parsed only when the line ends in a block opener.
+        syntax = cursor_syntax(str(request.path), left, right, scope=options.query == "syntax")
         # A prompt ending in indentation splits the usual "    if" tokens and the model
         # indents again; end the prompt at the line start and remove that indent afterwards.
         indent = left.rsplit("\n", 1)[-1]

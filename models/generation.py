@@ -190,10 +190,11 @@ class LlamaGenerator:
         while common < limit and cached[common] == prompt[common]:
             common += 1
         decision_logits: np.ndarray | None = None
-        early = on_prefill is not None and decision_at is not None and decision_at < len(prompt) - 1
-        if early:
-            assert decision_at is not None
-            key = tuple(prompt[: decision_at + 1])
+        # The prefill length whose last logits the decision reads, when not the whole prompt.
+        decision_end: int | None = None
+        if on_prefill is not None and decision_at is not None and decision_at < len(prompt) - 1:
+            decision_end = decision_at + 1
+            key = tuple(prompt[:decision_end])
             if self._decision_memo is not None and self._decision_memo[0] == key:
                 decision_logits = self._decision_memo[1]
             else:
@@ -203,15 +204,14 @@ class LlamaGenerator:
         stats.reused_tokens = common
         # Pieces of the prefill; one ends at the decision position when its logits are due.
         bounds = list(range(common, len(prompt), PREFILL_PIECE))
-        if early and decision_logits is None:
-            assert decision_at is not None
-            bounds = sorted(set(bounds) | {decision_at + 1})
+        if decision_end is not None and decision_logits is None:
+            bounds = sorted(set(bounds) | {decision_end})
         for start, end in zip(bounds, [*bounds[1:], len(prompt)], strict=True):
             if should_stop():
                 stats.prefill_ms = (time.perf_counter() - started) * 1000
                 return
             llm.eval(prompt[start:end])
-            if early and decision_logits is None and end == (decision_at or 0) + 1:
+            if decision_logits is None and end == decision_end:
                 decision_logits = self._last_logits().copy()
                 self._decision_memo = (tuple(prompt[:end]), decision_logits)
         stats.prefill_ms = (time.perf_counter() - started) * 1000

@@ -3,7 +3,7 @@
 import pytest
 
 from retrieval.index import ChunkIndex
-from retrieval.syntax import header_comment, syntax_chunks
+from retrieval.syntax import cursor_syntax, header_comment, syntax_chunks
 
 PY = (
     '''import os
@@ -171,3 +171,17 @@ def test_every_language_with_a_grammar_loads_its_parser():
     }
     for lang in with_grammar:
         assert load_parser(GRAMMARS[lang.suffixes[0]]) is not None, lang.name
+
+
+def test_without_scope_the_tree_is_read_only_for_a_trailing_block_opener():
+    right = "\n    return d\n"
+    # Nothing for the tree to decide: no parse, no result.
+    assert cursor_syntax("a.py", "def f(x):\n    d = 1", right, scope=False) is None
+    assert cursor_syntax("a.py", "def f(x):\n    ", right, scope=False) is None
+    # A trailing opener: the same verdict as with the scope, without the definitions.
+    for left in ("def f(x):\n    if x:", 'def f(x):\n    d = {"a":'):
+        lean = cursor_syntax("a.py", left, right, scope=False)
+        full = cursor_syntax("a.py", left, right)
+        assert lean is not None and full is not None
+        assert lean.opens_block == full.opens_block
+    assert cursor_syntax("a.txt", "x:", "", scope=False) is None  # no grammar

@@ -131,18 +131,14 @@ def train_head(
     signals: np.ndarray,
     y: np.ndarray,
     l2: float,
-    use_hidden: bool,
     components: int = 64,
     weights: np.ndarray | None = None,
     projection: Projection | None = None,
 ) -> Head:
     """Fit on standardised features (the hidden state projected on its principal
     components), then fold the projection and standardisation back into one row."""
-    if use_hidden:
-        projection = projection or Projection.fit(hidden, components)
-        h_mean, basis = projection.mean, projection.components[:components]
-    else:
-        h_mean, basis = hidden.mean(0), np.zeros((0, hidden.shape[1]))
+    projection = projection or Projection.fit(hidden, components)
+    h_mean, basis = projection.mean, projection.components[:components]
     x = np.hstack([(hidden - h_mean) @ basis.T, signals])
     mean, std = x.mean(0), x.std(0) + 1e-6
     w = logistic((x - mean) / std, y.astype(float), l2, weights)
@@ -154,11 +150,11 @@ def train_head(
     return Head(row.astype(np.float32), bias, coef[k:])
 
 
-# name: (uses the hidden state / the token, signals it combines)
-CANDIDATES: dict[str, tuple[bool, tuple[str, ...]]] = {
-    "token": (True, ()),
-    "token+jaccard": (True, ("best_jaccard",)),
-    "token+jaccard+first_logprob": (True, SIGNALS),
+# Every candidate uses the token (the hidden state); name: the signals it combines with it.
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "token": (),
+    "token+jaccard": ("best_jaccard",),
+    "token+jaccard+first_logprob": SIGNALS,
 }
 WEIGHTINGS = ("labels", "gain")  # plain decision loss, or weighted by what is at stake
 
@@ -199,13 +195,12 @@ def cross_validate(data: Data, settings: list[Setting]) -> dict[Setting, np.ndar
             fold = _subset(data, train)
             projection = Projection.fit(fold.hidden, max(COMPONENT_CHOICES))
             for s in (s for s in settings if s.train_oracle == train_oracle):
-                use_hidden, names = CANDIDATES[s.candidate]
+                names = CANDIDATES[s.candidate]
                 head = train_head(
                     fold.hidden,
                     _signal_columns(fold, names),
                     fold.labels,
                     s.l2,
-                    use_hidden,
                     s.components,
                     _weights(fold, s.weighting),
                     projection,
@@ -282,13 +277,12 @@ def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
     chosen = max(settings, key=lambda s: results[s.name]["auroc"] or 0.0)
     train = np.ones(len(data.labels), bool) if chosen.train_oracle else runtime
     fit_rows = _subset(data, train)
-    names = CANDIDATES[chosen.candidate][1]
+    names = CANDIDATES[chosen.candidate]
     head = train_head(
         fit_rows.hidden,
         _signal_columns(fit_rows, names),
         fit_rows.labels,
         chosen.l2,
-        True,
         chosen.components,
         _weights(fit_rows, chosen.weighting),
     )
