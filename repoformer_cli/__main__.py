@@ -202,7 +202,7 @@ HEAD = Path("training/data/retrieve_head.json")
 def cmd_train_label(args: argparse.Namespace) -> int:
     from training.label import label_blanks, sample_blanks
 
-    tasks, roots = sample_blanks(args.seed)
+    tasks, roots = sample_blanks(args.seed, args.rounds)
     print(f"{len(tasks)} blanks sampled from {len(roots)} training projects", file=sys.stderr)
     model_path = Path(args.model_path) if args.model_path else pull_base_model()
     label_blanks(
@@ -372,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     label.add_argument("--dataset", default=str(DATASET))
     label.add_argument("--seed", type=int, default=20240)
+    label.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="sampling rounds, one seed each: a further round adds new blanks (default 2)",
+    )
     label.add_argument("--limit", type=int, help="label at most this many new blanks")
     label.add_argument("--time-budget", type=float, help="stop after this many seconds")
     label.add_argument("--threads", type=int, help="llama.cpp threads (default: all cores)")

@@ -49,20 +49,32 @@ MAX_LINES = 8  # the server's default: the label measures what the server would 
 LABEL_BUDGET = PromptBudget(left_tokens=256, right_tokens=128, cfc_tokens=256)
 
 
-def sample_blanks(seed: int = SEED) -> tuple[list[Task], dict[str, Path]]:
+def sample_blanks(seed: int = SEED, rounds: int = 1) -> tuple[list[Task], dict[str, Path]]:
     """Chunk and function blanks of every training project, interleaved across projects
-    (so a partial run covers all of them), the same for the same seed."""
-    per_repo: list[list[Task]] = []
-    roots: dict[str, Path] = {}
-    for req in repo_lists()["train"]:
-        root = fetch_repo(req)
-        roots[req] = root
-        counts = {"chunk": CHUNKS_PER_REPO, "function": FUNCTIONS_PER_REPO}
-        tasks = sample_tasks(req, root, counts, seed)
-        rng = np.random.default_rng([seed, zlib.crc32(req.encode())])
-        per_repo.append([tasks[i] for i in rng.permutation(len(tasks))])
-    interleaved = [t for group in _round_robin(per_repo) for t in group]
-    return interleaved, roots
+    (so a partial run covers all of them), the same for the same seed.
+
+    Each further round samples again with the next seed, so the dataset can keep growing:
+    its ids carry the round (`repo:kind:n@r`; the first round keeps the plain ids already
+    labelled) and a span an earlier round already sampled is not sampled twice."""
+    roots = {req: fetch_repo(req) for req in repo_lists()["train"]}
+    blanks: list[Task] = []
+    seen: set[tuple[str, str, str, int, int]] = set()
+    for r in range(rounds):
+        per_repo: list[list[Task]] = []
+        for req, root in roots.items():
+            counts = {"chunk": CHUNKS_PER_REPO, "function": FUNCTIONS_PER_REPO}
+            tasks = sample_tasks(req, root, counts, seed + r)
+            rng = np.random.default_rng([seed + r, zlib.crc32(req.encode())])
+            shuffled = [tasks[i] for i in rng.permutation(len(tasks))]
+            if r:
+                shuffled = [replace(t, id=f"{t.id}@{r}") for t in shuffled]
+            per_repo.append(shuffled)
+        for t in (t for group in _round_robin(per_repo) for t in group):
+            span = (t.repo, t.type, t.path, t.start_line, t.end_line)
+            if span not in seen:
+                seen.add(span)
+                blanks.append(t)
+    return blanks, roots
 
 
 def _round_robin(groups: list[list[Task]]) -> Iterator[list[Task]]:
