@@ -32,6 +32,8 @@ def run_eval(
     repos: list[str] | None = None,
     report_only: bool = False,
     every: int = 1,
+    offset: int = 0,
+    n_threads: int | None = None,
     layout: str = "psm",
     chunking: str = "windows",
     reuse_never: Path | None = None,
@@ -51,14 +53,14 @@ def run_eval(
         root = fetch_repo(req)
         roots[req] = root
         tasks += sample_tasks(req, root, per_type, seed)
-    tasks = tasks[::every]  # a spread-out subset of the same tasks
+    tasks = tasks[offset::every]  # a spread-out subset of the same tasks
     if mid_line_only:
         tasks = [m for t in tasks if (m := mid_line(t)) is not None]
     model_path = model or pull_default_model()
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     if not report_only:
-        generator = LlamaGenerator(model_path)
+        generator = LlamaGenerator(model_path, n_threads=n_threads)
         policy = LlamaGenerator(policy_model) if policy_model else None
         base = CompletionOptions(threshold=threshold, layout=layout, query=query)
         base = replace(base, budget=replace(base.budget, line_in_middle=line_in_middle))
@@ -89,6 +91,8 @@ def run_eval(
         "seed": seed,
         "per_type": per_type,
         "every": every,
+        "offset": offset,
+        "n_threads": n_threads or "all cores",
         "layout": layout,
         "chunking": chunking,
         "right_tokens": right_tokens,

@@ -185,6 +185,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         repos=args.repo or None,
         report_only=args.report_only,
         every=args.every,
+        offset=args.offset,
+        n_threads=args.threads,
         layout=args.layout,
         chunking=args.chunking,
         reuse_never=Path(args.reuse_never) if args.reuse_never else None,
@@ -328,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--live", type=int, default=2, help="tasks also run through live selective")
     ev.add_argument("--repo", action="append", help="pinned requirement(s) instead of the list")
     ev.add_argument("--every", type=int, default=1, help="run every Nth task only")
+    ev.add_argument(
+        "--offset", type=int, default=0, help="with --every: start at this task (a disjoint subset)"
+    )
+    ev.add_argument("--threads", type=int, help="llama.cpp threads (default: all cores)")
     ev.add_argument("--layout", choices=LAYOUTS, default="psm", help="FIM prompt layout")
     ev.add_argument("--chunking", choices=CHUNKINGS, default="windows", help="retrieval units")
     ev.add_argument("--reuse-never", help="results.jsonl whose `never` runs are reused")
