@@ -39,9 +39,13 @@ from training.hidden import HiddenFromLogits
 
 log = logging.getLogger(__name__)
 
-# Blanks per training project: chunks and function bodies, 2:1 as in the paper's data.
+# Blanks per training project: chunks and function bodies, 2:1 as in the paper's data;
+# plus single lines and API-call lines, the requests an editor sends most (sampled on
+# their own so that the chunk and function blanks of a seed stay what they were).
 CHUNKS_PER_REPO = 100
 FUNCTIONS_PER_REPO = 50
+LINES_PER_REPO = 25
+APIS_PER_REPO = 25
 SEED = 20240
 MAX_LINES = 8  # the server's default: the label measures what the server would show
 # Shorter than the server's default budgets: prefill dominates labelling (about 120
@@ -64,6 +68,8 @@ def sample_blanks(seed: int = SEED, rounds: int = 1) -> tuple[list[Task], dict[s
         for req, root in roots.items():
             counts = {"chunk": CHUNKS_PER_REPO, "function": FUNCTIONS_PER_REPO}
             tasks = sample_tasks(req, root, counts, seed + r)
+            lines = {"line": LINES_PER_REPO, "api": APIS_PER_REPO}
+            tasks += sample_tasks(req, root, lines, seed + r)
             rng = np.random.default_rng([seed + r, zlib.crc32(req.encode())])
             shuffled = [tasks[i] for i in rng.permutation(len(tasks))]
             if r:
