@@ -66,6 +66,7 @@ class LlamaGenerator:
         self.path = path
         self.lock = threading.Lock()
         started = time.perf_counter()
+        threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
         try:
             # verbose=False keeps llama.cpp quiet. (Redirecting fd 2 around the load
             # instead stalled the server's I/O under pytest-lsp: don't.)
@@ -73,7 +74,8 @@ class LlamaGenerator:
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_batch=512,
-                n_threads=n_threads or max(1, min(os.cpu_count() or 1, 8)),
+                n_threads=threads,
+                n_threads_batch=threads,  # prefill too: llama.cpp would take every core
                 logits_all=False,
                 verbose=False,
             )
