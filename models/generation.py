@@ -66,7 +66,10 @@ class LlamaGenerator:
         self.path = path
         self.lock = threading.Lock()
         started = time.perf_counter()
-        threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
+        # An explicit thread count caps the prefill ("batch") threads too: llama.cpp would
+        # otherwise take every core for them, starving the editor or a second job.
+        cores = os.cpu_count() or 1
+        threads, batch_threads = (n_threads, n_threads) if n_threads else (min(cores, 8), cores)
         try:
             # verbose=False keeps llama.cpp quiet. (Redirecting fd 2 around the load
             # instead stalled the server's I/O under pytest-lsp: don't.)
@@ -75,7 +78,7 @@ class LlamaGenerator:
                 n_ctx=n_ctx,
                 n_batch=512,
                 n_threads=threads,
-                n_threads_batch=threads,  # prefill too: llama.cpp would take every core
+                n_threads_batch=batch_threads,
                 logits_all=False,
                 verbose=False,
             )

@@ -49,8 +49,8 @@ def test_decision_logits_come_from_the_fim_middle_position_and_are_kept():
 
 
 def test_the_thread_setting_caps_prefill_threads_too():
-    # llama.cpp's prefill ("batch") threads default to every core, which would starve
-    # the editor or a second job however low `model.n_threads` is set.
+    # llama.cpp's prefill ("batch") threads default to every core, which starved a second
+    # job however low the thread count was set.
     g = LlamaGenerator(pull_base_model(), n_threads=1)
     assert g.llm.context_params.n_threads == 1
     assert g.llm.context_params.n_threads_batch == 1
