@@ -170,3 +170,71 @@ def test_exported_token_is_read_by_the_runtime_and_never_generated(
     assert fallback.record["policy"] == "confidence"
     greedy = engine.complete(request, CompletionOptions(mode="selective", policy="greedy"))
     assert greedy.record["policy"] == "greedy" and greedy.record["threshold"] == 0.5
+
+
+def test_heldout_evaluation_reads_the_exported_token_once_per_task(
+    workspace, base, hidden, tmp_path, monkeypatch
+):
+    import training.evaluate as evaluate
+    from training.export import export_model
+
+    generator = LlamaGenerator(base)
+    h = hidden.hidden(_decision_logits(generator, *DECISION_PROMPT))
+    head = {
+        "chosen": "synthetic",
+        "row": (h / float(h @ h) * 2).tolist(),
+        "bias": -1.0,
+        "jaccard_weight": 0.0,
+        "confidence_weight": 0.0,
+        "threshold": 0.5,
+    }
+    head_path = tmp_path / "head.json"
+    head_path.write_text(json.dumps(head))
+    exported = export_model(base, head_path, tmp_path / "with-token.gguf")
+
+    # Three evaluated tasks (their never/always runs as the harness writes them); retrieval
+    # helped on the first only.
+    lines = (workspace / "inventory" / "report.py").read_text().split("\n")
+    starts = [i for i, ln in enumerate(lines) if ln.strip().startswith(("return", "for"))][:3]
+    results = tmp_path / "results.jsonl"
+    with results.open("w") as out:
+        for n, start in enumerate(starts):
+            gain = 20 if n == 0 else -10
+            run = {"completion": "", "p_retrieve": 0.3, "timings_ms": {"total": 1000.0}}
+            chunk = {"path": "inventory/models.py", "start_line": 0, "end_line": 9, "score": 0.4}
+            row = {
+                "id": f"ws:line:{n}",
+                "repo": "ws",
+                "type": "line",
+                "path": "inventory/report.py",
+                "start_line": start,
+                "end_line": start + 1,
+                "target": lines[start].strip(),
+                "never": {**run, "es": 50.0, "chunks": []},
+                "always": {**run, "es": 50.0 + gain, "chunks": [chunk]},
+            }
+            out.write(json.dumps(row) + "\n")
+    monkeypatch.setattr(evaluate, "fetch_repo", lambda repo: workspace)
+    features = tmp_path / "out" / "heldout-features.jsonl"
+    features.parent.mkdir()
+    # Left over from another model's run: dropped, not reused.
+    features.write_text(json.dumps({"id": "ws:line:0", "model": "old", "token_logit": 9}) + "\n")
+
+    evaluate.score_tasks(results, exported, features)
+    rows = [json.loads(ln) for ln in features.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["ws:line:0", "ws:line:1", "ws:line:2"]
+    assert len({r["model"] for r in rows}) == 1 and rows[0]["model"] != "old"
+    assert all(0 <= r["p_policy"] <= 1 and r["prefill_ms"] > 0 for r in rows)
+    evaluate.score_tasks(results, exported, features)  # resumed: nothing left to score
+    assert len(features.read_text().splitlines()) == 3
+
+    report = evaluate.heldout_report(results, features, head, features.parent)
+    assert report["tasks"] == 3 and report["positive_share"] == pytest.approx(1 / 3)
+    modes = report["modes"]
+    assert modes["never"]["es"] == 50.0 and modes["always"]["es"] == pytest.approx(50.0)
+    chosen = [r["p_policy"] > 0.5 for r in rows]
+    selective = modes["selective (shipped, T=0.5)"]
+    assert selective["retrieve_share"] == pytest.approx(sum(chosen) / 3)
+    expected = [50.0 + (20 if n == 0 else -10) * c for n, c in enumerate(chosen)]
+    assert selective["es"] == pytest.approx(sum(expected) / 3)
+    assert (features.parent / "heldout.md").exists()

@@ -26,6 +26,7 @@ from evaluation.runner import done_ids, request_for, rows_by_id
 from evaluation.tasks import Task
 from models.decision import first_token_logprob, sigmoid
 from models.engine import CompletionEngine, CompletionOptions
+from models.files import sha256_of
 from models.generation import LlamaGenerator
 from retrieval.workspace_index import WorkspaceIndex
 
@@ -37,11 +38,16 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def score_tasks(eval_results: Path, exported: Path, out: Path) -> None:
-    """Append the exported policy's decision features for every evaluated task."""
+    """Append the exported policy's decision features for every evaluated task. Features
+    another model wrote (an earlier head) are dropped first: they would be stale."""
     generator = LlamaGenerator(exported)
     head = generator.retrieve_head
     if head is None:
         raise ValueError(f"{exported} has no retrieve token; run `train export` first")
+    model = sha256_of(exported)[:16]
+    if out.exists() and any(r.get("model") != model for r in _rows(out)):
+        print(f"{out}: features of another model, scoring again", file=sys.stderr)
+        out.unlink()
     finished = done_ids(out)
     indexes: dict[str, WorkspaceIndex] = {}
     roots: dict[str, Path] = {}
@@ -62,6 +68,7 @@ def score_tasks(eval_results: Path, exported: Path, out: Path) -> None:
                 json.dumps(
                     {
                         "id": task.id,
+                        "model": model,
                         "type": task.type,
                         "p_policy": result.record["p_retrieve"],
                         "token_logit": float(logits[head.token_id]),
