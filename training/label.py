@@ -54,8 +54,8 @@ LABEL_BUDGET = PromptBudget(left_tokens=256, right_tokens=128, cfc_tokens=256)
 
 
 def sample_blanks(seed: int = SEED, rounds: int = 1) -> tuple[list[Task], dict[str, Path]]:
-    """Chunk and function blanks of every training project, interleaved across projects
-    (so a partial run covers all of them), the same for the same seed.
+    """Chunk, function, line and API-call blanks of every training project, interleaved across
+    projects (so a partial run covers all of them), the same for the same seed.
 
     Each further round samples again with the next seed, so the dataset can keep growing:
     its ids carry the round (`repo:kind:n@r`; the first round keeps the plain ids already
