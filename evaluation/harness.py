@@ -92,7 +92,7 @@ def run_eval(
         "per_type": per_type,
         "every": every,
         "offset": offset,
-        "n_threads": n_threads or "all cores",
+        "n_threads": n_threads,  # None: the default (LlamaGenerator)
         "layout": layout,
         "chunking": chunking,
         "right_tokens": right_tokens,

@@ -67,7 +67,8 @@ class LlamaGenerator:
         self.lock = threading.Lock()
         started = time.perf_counter()
         # An explicit thread count caps the prefill ("batch") threads too: llama.cpp would
-        # otherwise take every core for them, starving the editor or a second job.
+        # otherwise take every core for them, and a job given one thread still slowed a
+        # second one beside it (labelling: 79 s a blank instead of 14 s).
         cores = os.cpu_count() or 1
         threads, batch_threads = (n_threads, n_threads) if n_threads else (min(cores, 8), cores)
         try:

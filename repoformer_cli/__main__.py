@@ -198,6 +198,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 DATASET = Path("training/data/labels.jsonl")
+THREADS_HELP = "llama.cpp threads, prefill included (default: every core; at most 8 to generate)"
 HEAD = Path("training/data/retrieve_head.json")
 
 
@@ -333,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--offset", type=int, default=0, help="with --every: start at this task (a disjoint subset)"
     )
-    ev.add_argument("--threads", type=int, help="llama.cpp threads (default: all cores)")
+    ev.add_argument("--threads", type=int, help=THREADS_HELP)
     ev.add_argument("--layout", choices=LAYOUTS, default="psm", help="FIM prompt layout")
     ev.add_argument("--chunking", choices=CHUNKINGS, default="windows", help="retrieval units")
     ev.add_argument("--reuse-never", help="results.jsonl whose `never` runs are reused")
@@ -386,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     label.add_argument("--limit", type=int, help="label at most this many new blanks")
     label.add_argument("--time-budget", type=float, help="stop after this many seconds")
-    label.add_argument("--threads", type=int, help="llama.cpp threads (default: all cores)")
+    label.add_argument("--threads", type=int, help=THREADS_HELP)
     label.add_argument("--model-path", help="base GGUF (default: the default model)")
     label.set_defaults(func=cmd_train_label)
     fit = train_sub.add_parser("fit", help="train the retrieve token's row and calibrate it")

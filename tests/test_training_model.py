@@ -106,6 +106,24 @@ def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace,
     assert 0 < row["best_jaccard"] <= 1
 
 
+def _synthetic_head(
+    generator: LlamaGenerator, hidden: HiddenFromLogits, folder: Path, logit: float, bias: float
+) -> tuple[dict, Path]:
+    """A head (written to `folder`) whose row gives `logit` at DECISION_PROMPT's position."""
+    h = hidden.hidden(_decision_logits(generator, *DECISION_PROMPT))
+    head = {
+        "chosen": "synthetic",
+        "row": (h / float(h @ h) * logit).tolist(),
+        "bias": bias,
+        "jaccard_weight": 0.0,
+        "confidence_weight": 0.0,
+        "threshold": 0.5,
+    }
+    path = folder / "head.json"
+    path.write_text(json.dumps(head))
+    return head, path
+
+
 @pytest.fixture
 def request_cleanup():
     """Files the test leaves in the model cache, removed afterwards."""
@@ -123,17 +141,8 @@ def test_exported_token_is_read_by_the_runtime_and_never_generated(
     workspace, base, hidden, tmp_path, request_cleanup
 ):
     generator = LlamaGenerator(base)
-    h = hidden.hidden(_decision_logits(generator, *DECISION_PROMPT))
     # A row whose logit beats every real token at this position (40 vs about 20).
-    head = {
-        "row": (h / float(h @ h) * 40).tolist(),
-        "bias": -38.0,
-        "jaccard_weight": 0.0,
-        "confidence_weight": 0.0,
-        "threshold": 0.5,
-    }
-    head_path = tmp_path / "head.json"
-    head_path.write_text(json.dumps(head))
+    _, head_path = _synthetic_head(generator, hidden, tmp_path, logit=40.0, bias=-38.0)
     # `model pull` writes a shipped head into the verified base (here: this synthetic one).
     exported = pull_default_model(head=head_path)
     request_cleanup(exported)
@@ -179,17 +188,7 @@ def test_heldout_evaluation_reads_the_exported_token_once_per_task(
     from training.export import export_model
 
     generator = LlamaGenerator(base)
-    h = hidden.hidden(_decision_logits(generator, *DECISION_PROMPT))
-    head = {
-        "chosen": "synthetic",
-        "row": (h / float(h @ h) * 2).tolist(),
-        "bias": -1.0,
-        "jaccard_weight": 0.0,
-        "confidence_weight": 0.0,
-        "threshold": 0.5,
-    }
-    head_path = tmp_path / "head.json"
-    head_path.write_text(json.dumps(head))
+    head, head_path = _synthetic_head(generator, hidden, tmp_path, logit=2.0, bias=-1.0)
     exported = export_model(base, head_path, tmp_path / "with-token.gguf")
 
     # Three evaluated tasks (their never/always runs as the harness writes them); retrieval

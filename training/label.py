@@ -40,8 +40,9 @@ from training.hidden import HiddenFromLogits
 log = logging.getLogger(__name__)
 
 # Blanks per training project: chunks and function bodies, 2:1 as in the paper's data;
-# plus single lines and API-call lines, the requests an editor sends most (sampled on
-# their own so that the chunk and function blanks of a seed stay what they were).
+# plus single lines and API-call lines, half of the evaluation harness's tasks and absent
+# from the paper's data (sampled on their own so the chunk and function blanks of a seed
+# stay what they were).
 CHUNKS_PER_REPO = 100
 FUNCTIONS_PER_REPO = 50
 LINES_PER_REPO = 25
