@@ -41,6 +41,7 @@ def run_eval(
     query: str = "lines",
     mid_line_only: bool = False,
     line_in_middle: bool = True,
+    cfc_format: str = "repo",
 ) -> int:
     lists = repo_lists()
     requirements = repos or (lists["smoke"] if smoke else lists["eval"])
@@ -62,7 +63,9 @@ def run_eval(
     if not report_only:
         generator = LlamaGenerator(model_path, n_threads=n_threads)
         policy = LlamaGenerator(policy_model) if policy_model else None
-        base = CompletionOptions(threshold=threshold, layout=layout, query=query)
+        base = CompletionOptions(
+            threshold=threshold, layout=layout, query=query, cfc_format=cfc_format
+        )
         base = replace(base, budget=replace(base.budget, line_in_middle=line_in_middle))
         if right_tokens is not None:
             base = replace(base, budget=replace(base.budget, right_tokens=right_tokens))
@@ -99,6 +102,7 @@ def run_eval(
         "query": query,
         "mid_line": mid_line_only,
         "line_in_middle": line_in_middle,
+        "cfc_format": cfc_format,
         "n_tasks": len(rows),
         "n_tasks_planned": len(tasks),
     }

@@ -16,7 +16,7 @@ from typing import Any
 
 from models.decision import POLICIES
 from models.engine import MODES, QUERIES, CompletionOptions
-from models.prompt import LAYOUTS
+from models.prompt import CFC_FORMATS, LAYOUTS
 from retrieval.index import CHUNKINGS
 
 SECTION = "repoformer"
@@ -137,7 +137,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "retrieval.top_k": (_int(0, 50), "completion.top_k"),
     "retrieval.query_lines": (_int(1, 200), "completion.query_lines"),
     "retrieval.query": (_choice(*QUERIES), "completion.query"),
-    "retrieval.cfc_format": (_choice("repo", "comment"), "completion.cfc_format"),
+    "retrieval.cfc_format": (_choice(*CFC_FORMATS), "completion.cfc_format"),
     "retrieval.chunk_lines": (_int(1, 500), "chunk_lines"),
     "retrieval.chunk_stride": (_int(1, 500), "chunk_stride"),
     "retrieval.chunking": (_choice(*CHUNKINGS), "chunking"),

@@ -59,7 +59,10 @@ class CompletionOptions:
     # cursor and the lines of the enclosing definition (retrieval.syntax.syntax_query).
     query: str = "lines"
     budget: PromptBudget = field(default_factory=PromptBudget)
-    cfc_format: str = "repo"
+    # The chunks commented out at the start of the prefix (the paper's rendering): with the
+    # default 0.5B model, Qwen's repository format made completions worse with retrieval
+    # than without it; see benchmarks/results/cfc-comment-vs-repo.md.
+    cfc_format: str = "comment"
     layout: str = "psm"  # or "spm" (suffix first); see models.prompt
     max_tokens_line: int = 48
     max_tokens_block: int = 128

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from retrieval.index import ScoredChunk
+from retrieval.languages import language_of
 from retrieval.syntax import header_comment
 
 
@@ -47,6 +48,7 @@ class PromptBudget:
 
 
 LAYOUTS = ("psm", "spm")
+CFC_FORMATS = ("repo", "comment")
 
 
 @dataclass
@@ -99,12 +101,16 @@ def _keep_first_lines(tok: Tokenizer, text: str, budget: int) -> list[int]:
     return tokens[:budget]
 
 
-def render_chunk(chunk: ScoredChunk, rel_path: str, cfc_format: str) -> str:
+def render_chunk(chunk: ScoredChunk, rel_path: str, cfc_format: str, comment: str = "#") -> str:
+    """A chunk as it enters the prompt; `comment`: the line-comment marker of the file
+    being completed (the comment format puts the chunk inside that file's prefix)."""
     text = chunk.chunk.text if chunk.chunk.text.endswith("\n") else chunk.chunk.text + "\n"
     text = header_comment(chunk.chunk) + text  # where a syntax chunk sits, if it says
     if cfc_format == "comment":
-        commented = "".join("# " + line for line in text.splitlines(keepends=True))
-        return f"# the below code fragment can be found in:\n# {rel_path}\n{commented}"
+        commented = "".join(f"{comment} {line}" for line in text.splitlines(keepends=True))
+        return (
+            f"{comment} the below code fragment can be found in:\n{comment} {rel_path}\n{commented}"
+        )
     return text
 
 
@@ -160,10 +166,12 @@ def build_prompt(
     context = context or fim_context(tok, left, right, budget)
     left_ids, right_ids = context.left_ids, context.right_ids
 
+    language = language_of(current_path)
+    comment = language.comment if language else "#"
     included: list[tuple[ScoredChunk, list[int]]] = []
     used = 0
     for chunk, path in zip(chunks, chunk_paths, strict=True):
-        body = render_chunk(chunk, path, cfc_format)
+        body = render_chunk(chunk, path, cfc_format, comment)
         ids = tok.tokenize(body if cfc_format == "comment" else f"{path}\n{body}")
         cost = len(ids) + 1  # + <|file_sep|>
         if used + cost > budget.cfc_tokens:

@@ -21,7 +21,7 @@ from models.engine import (
 )
 from models.files import ModelFileError, pull_base_model, pull_default_model
 from models.generation import LlamaGenerator
-from models.prompt import LAYOUTS
+from models.prompt import CFC_FORMATS, LAYOUTS
 from retrieval.index import CHUNKINGS
 from retrieval.workspace_index import WorkspaceIndex
 
@@ -194,6 +194,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         query=args.query,
         mid_line_only=args.mid_line,
         line_in_middle=not args.line_in_prefix,
+        cfc_format=args.cfc_format,
     )
 
 
@@ -216,6 +217,7 @@ def cmd_train_label(args: argparse.Namespace) -> int:
         limit=args.limit,
         time_budget_s=args.time_budget,
         n_threads=args.threads,
+        reuse_never=Path(args.reuse_never) if args.reuse_never else None,
     )
     return 0
 
@@ -337,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, help=THREADS_HELP)
     ev.add_argument("--layout", choices=LAYOUTS, default="psm", help="FIM prompt layout")
     ev.add_argument("--chunking", choices=CHUNKINGS, default="windows", help="retrieval units")
+    ev.add_argument(
+        "--cfc-format",
+        choices=CFC_FORMATS,
+        default="repo",
+        help="cross-file context rendering: Qwen's repository format or commented-out code",
+    )
     ev.add_argument("--reuse-never", help="results.jsonl whose `never` runs are reused")
     ev.add_argument("--right-tokens", type=int, help="right-context budget (default: server's)")
     ev.add_argument("--query", choices=QUERIES, default="lines", help="retrieval query")
@@ -389,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--time-budget", type=float, help="stop after this many seconds")
     label.add_argument("--threads", type=int, help=THREADS_HELP)
     label.add_argument("--model-path", help="base GGUF (default: the default model)")
+    label.add_argument(
+        "--reuse-never",
+        help="a dataset labelled by the same base model: its no-retrieval passes are reused, "
+        "so only the with-context passes run (after a change to the context rendering)",
+    )
     label.set_defaults(func=cmd_train_label)
     fit = train_sub.add_parser("fit", help="train the retrieve token's row and calibrate it")
     fit.add_argument("--dataset", default=str(DATASET))

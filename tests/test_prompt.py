@@ -106,3 +106,20 @@ def test_comment_format_comments_out_every_chunk_line():
     text = TOK.decode(prompt.tokens)
     assert text.startswith("<|fim_prefix|># the below code fragment can be found in:\n# lib.py\n")
     assert "# def f():\n#     return 1\ny = <|fim_suffix|>" in text
+
+
+def test_comment_format_uses_the_current_files_comment_marker():
+    chunk = _chunk("lib.ts", "export const one = 1;\n", 0.5)
+    prompt = build_prompt(
+        TOK,
+        left="const y = ",
+        right="",
+        budget=PREFIX_ONLY,
+        chunks=[chunk],
+        chunk_paths=["lib.ts"],
+        current_path="src/app.ts",
+        cfc_format="comment",
+    )
+    text = TOK.decode(prompt.tokens)
+    assert text.startswith("<|fim_prefix|>// the below code fragment can be found in:\n// lib.ts\n")
+    assert "// export const one = 1;\nconst y = <|fim_suffix|>" in text

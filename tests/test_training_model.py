@@ -98,12 +98,24 @@ def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace,
     index = WorkspaceIndex(workspace)
     index.build()
     engine = CompletionEngine(LlamaGenerator(base), index)
-    row = label_blank(task, workspace, engine, hidden, CompletionOptions())
+    row = label_blank(task, workspace, engine, hidden, CompletionOptions(cfc_format="repo"))
     assert row["label"] == (row["es_always"] > row["es_never"])
     assert row["retrieved"] and all(c["path"] != task.path for c in row["chunks"])
     assert decode_vector(row["hidden"]).shape == (896,)
     assert row["first_logprob"] <= 0 and 0 <= row["line_confidence"] <= 1
     assert 0 < row["best_jaccard"] <= 1
+    assert not row["never_reused"]
+
+    # Relabelling with another context rendering reuses the no-retrieval pass (a sentinel
+    # shows it was not run again) and runs only the with-context pass.
+    earlier = {**row, "never": "sentinel", "es_never": -1.0}
+    again = label_blank(
+        task, workspace, engine, hidden, CompletionOptions(cfc_format="comment"), earlier
+    )
+    assert again["never"] == "sentinel" and again["never_reused"] and again["label"]
+    assert again["cfc_format"] == "comment" and again["hidden"] == row["hidden"]
+    assert again["prompt_tokens"][0] == row["prompt_tokens"][0]
+    assert again["prompt_tokens"][1] != row["prompt_tokens"][1]  # the other rendering
 
 
 def _synthetic_head(

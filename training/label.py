@@ -32,7 +32,8 @@ from evaluation.repos import fetch_repo, repo_lists
 from evaluation.runner import done_ids, request_for, rows_by_id
 from evaluation.tasks import Task, sample_tasks
 from models.decision import first_token_logprob
-from models.engine import CompletionEngine, CompletionOptions, retrieval_query
+from models.engine import CompletionEngine, CompletionOptions, CompletionRequest, retrieval_query
+from models.files import sha256_of
 from models.prompt import PromptBudget
 from retrieval.workspace_index import WorkspaceIndex
 from training.hidden import HiddenFromLogits
@@ -94,6 +95,10 @@ def is_oracle(task: Task) -> bool:
     return zlib.crc32(task.id.encode()) % 2 == 1
 
 
+# The no-retrieval pass's fields, reusable across context renderings (`--reuse-never`).
+NEVER_FIELDS = ("never", "es_never", "first_logprob", "line_confidence", "hidden")
+
+
 def scored_target(task: Task) -> str:
     lines = [ln for ln in task.target.split("\n") if ln.strip()]
     return "\n".join(lines[:MAX_LINES])
@@ -107,13 +112,38 @@ def decode_vector(s: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(s), dtype="<f2").astype(np.float32)
 
 
+def _never_pass(
+    engine: CompletionEngine,
+    request: CompletionRequest,
+    opts: CompletionOptions,
+    target: str,
+    hidden: HiddenFromLogits,
+) -> dict[str, Any]:
+    """The no-retrieval completion and what the decision sees at run time."""
+    never = engine.complete(request, replace(opts, mode="never"))
+    assert never.decision_logits is not None
+    logits = never.decision_logits
+    return {
+        "never": never.text,
+        "es_never": round(edit_similarity(never.text, target), 3),
+        "first_logprob": round(first_token_logprob(logits), 4),
+        "line_confidence": never.record["p_retrieve"],
+        "hidden": encode_vector(hidden.hidden(logits)),
+        "prompt_tokens": never.record["prompt_tokens"],
+        "timings_ms": never.record["timings_ms"],
+    }
+
+
 def label_blank(
     task: Task,
     root: Path,
     engine: CompletionEngine,
     hidden: HiddenFromLogits,
     base: CompletionOptions,
+    earlier: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`earlier`: this blank's row from a dataset labelled with the same model and budgets,
+    whose no-retrieval pass is reused (it does not depend on how the context is rendered)."""
     target = scored_target(task)
     n_lines = max(1, target.count("\n") + 1)
     opts = replace(base, max_lines=n_lines, capture_decision_logits=True)
@@ -126,30 +156,34 @@ def label_blank(
     if oracle:
         request = replace(request, query=runtime_query + "\n" + task.target)
 
-    never = engine.complete(request, replace(opts, mode="never"))
+    if earlier is not None:
+        never = {k: earlier[k] for k in NEVER_FIELDS}
+        never["prompt_tokens"] = earlier["prompt_tokens"][0]
+        never["timings_ms"] = earlier["timings_ms"][0]
+    else:
+        never = _never_pass(engine, request, opts, target, hidden)
     always = engine.complete(request, replace(opts, mode="always"))
-    assert never.decision_logits is not None
-    logits = never.decision_logits
-    es_never = edit_similarity(never.text, target)
     es_always = edit_similarity(always.text, target)
     return {
         **task.as_dict(),
         "oracle": oracle,
         "scored_lines": n_lines,
-        "never": never.text,
+        "never": never["never"],
         "always": always.text,
-        "es_never": round(es_never, 3),
+        "es_never": never["es_never"],
         "es_always": round(es_always, 3),
-        "label": es_always - es_never > 0,
+        "label": es_always - never["es_never"] > 0,
         "retrieved": bool(always.record["chunks"]),
         "chunks": always.record["chunks"],
         "best_jaccard": round(runtime_hits[0].score, 4) if runtime_hits else 0.0,
-        "first_logprob": round(first_token_logprob(logits), 4),
-        "line_confidence": never.record["p_retrieve"],
-        "prompt_tokens": [never.record["prompt_tokens"], always.record["prompt_tokens"]],
-        "timings_ms": [never.record["timings_ms"], always.record["timings_ms"]],
+        "first_logprob": never["first_logprob"],
+        "line_confidence": never["line_confidence"],
+        "prompt_tokens": [never["prompt_tokens"], always.record["prompt_tokens"]],
+        "timings_ms": [never["timings_ms"], always.record["timings_ms"]],
         "budget": [opts.budget.left_tokens, opts.budget.right_tokens, opts.budget.cfc_tokens],
-        "hidden": encode_vector(hidden.hidden(logits)),
+        "cfc_format": opts.cfc_format,
+        "never_reused": earlier is not None,
+        "hidden": never["hidden"],
     }
 
 
@@ -162,8 +196,13 @@ def label_blanks(
     limit: int | None = None,
     time_budget_s: float | None = None,
     n_threads: int | None = None,
+    reuse_never: Path | None = None,
 ) -> int:
-    """Label blanks not yet in `dataset`; stop after `limit` new ones or the time budget."""
+    """Label blanks not yet in `dataset`; stop after `limit` new ones or the time budget.
+
+    `reuse_never`: a dataset labelled by the same base model whose no-retrieval passes are
+    reused where the budgets match (rows that name another model are not), so relabelling
+    after a change to the context rendering costs only the with-context passes."""
     from models.generation import LlamaGenerator
 
     finished = done_ids(dataset)
@@ -178,6 +217,13 @@ def label_blanks(
         raise ValueError(f"{model_path} already carries a retrieve token: label with the base")
     hidden = HiddenFromLogits.from_gguf(model_path)
     base = CompletionOptions(budget=LABEL_BUDGET)
+    model = sha256_of(model_path)[:16]
+    budget = [LABEL_BUDGET.left_tokens, LABEL_BUDGET.right_tokens, LABEL_BUDGET.cfc_tokens]
+    earlier = {
+        row["id"]: row
+        for row in (load_dataset(reuse_never) if reuse_never is not None else [])
+        if row.get("budget") == budget and row.get("model", model) == model
+    }
     indexes: dict[str, WorkspaceIndex] = {}
     dataset.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -192,7 +238,10 @@ def label_blanks(
                 indexes[task.repo].build()
             engine = CompletionEngine(generator, indexes[task.repo])
             try:
-                row = label_blank(task, roots[task.repo], engine, hidden, base)
+                row = label_blank(
+                    task, roots[task.repo], engine, hidden, base, earlier.get(task.id)
+                )
+                row["model"] = model
             except (OSError, ValueError) as exc:  # an unreadable file or a too-long prompt
                 log.warning("skipping %s: %s", task.id, exc)
                 continue
