@@ -33,6 +33,7 @@ def _rows(n: int, seed: int = 0) -> list[dict]:
                 "first_logprob": float(-rng.exponential(1)),
                 "line_confidence": float(rng.uniform()),
                 "budget": [256, 128, 256],
+                "cfc_format": "comment",
                 "hidden": encode_vector(h),
             }
         )
@@ -70,14 +71,18 @@ def test_gain_weights_follow_what_is_at_stake():
 
 def test_fit_head_learns_the_row_validates_by_project_and_reports(tmp_path: Path):
     dataset = tmp_path / "labels.jsonl"
-    dataset.write_text("".join(json.dumps(r) + "\n" for r in _rows(600)) + "{cut sho")
+    # Rows of another context rendering (what the server no longer uses) are left out.
+    stale = [{**r, "id": r["id"] + "#repo", "cfc_format": "repo"} for r in _rows(40, seed=1)]
+    rows = _rows(600) + stale
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{cut sho")
     head_path, report = tmp_path / "head.json", tmp_path / "report"
     assert fit_head(dataset, head_path, report) == 0
     head = json.loads(head_path.read_text())
     assert len(head["row"]) == 64 and 0 < head["threshold"] < 1
     assert head["weighting"] in ("labels", "gain")
     assert head["jaccard_weight"] > 0  # the signal that drives the labels is used
-    assert head["stats"]["rows"] == 600 and head["stats"]["projects"] == ["p0", "p1", "p2", "p3"]
+    assert head["stats"]["rows"] == 600 and head["stats"]["cfc_format"] == "comment"
+    assert head["stats"]["projects"] == ["p0", "p1", "p2", "p3"]
     cv = json.loads((report / "cv.json").read_text())["candidates"]
     combined = cv[head["chosen"]]
     # Held-out projects: the head that sees both parts beats each part alone.

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.metrics import auroc, decision_quality
+from models.engine import CompletionOptions
 from training.label import decode_vector, load_dataset
 
 L2_CHOICES = (1.0, 10.0, 100.0)
@@ -240,7 +241,16 @@ def _subset(data: Data, mask: np.ndarray) -> Data:
 
 
 def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
-    rows = load_dataset(dataset)
+    # Labels describe one context rendering: only the server's counts.
+    rendering = CompletionOptions().cfc_format
+    every_row = load_dataset(dataset)
+    rows = [r for r in every_row if r.get("cfc_format", "repo") == rendering]
+    if len(rows) < len(every_row):
+        print(
+            f"{len(every_row) - len(rows)} rows labelled with another context rendering than "
+            f"{rendering!r} left out",
+            file=sys.stderr,
+        )
     if len(rows) < 50:
         print(f"error: {len(rows)} labelled blanks in {dataset}; label more first", file=sys.stderr)
         return 1
@@ -296,6 +306,7 @@ def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
         "positive_share_runtime": float(val.labels.mean()),
         "projects": sorted(set(data.repos.tolist())),
         "budget": rows[0].get("budget"),
+        "cfc_format": rendering,
         "es_never_runtime": float(val.es_never.mean()),
         "es_always_runtime": float(val.es_always.mean()),
         "es_oracle_runtime": float(np.maximum(val.es_never, val.es_always).mean()),
