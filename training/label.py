@@ -163,7 +163,7 @@ def label_blank(
     else:
         never = _never_pass(engine, request, opts, target, hidden)
     always = engine.complete(request, replace(opts, mode="always"))
-    es_always = edit_similarity(always.text, target)
+    es_always = round(edit_similarity(always.text, target), 3)  # as precise as es_never
     return {
         **task.as_dict(),
         "oracle": oracle,
@@ -171,8 +171,8 @@ def label_blank(
         "never": never["never"],
         "always": always.text,
         "es_never": never["es_never"],
-        "es_always": round(es_always, 3),
-        "label": es_always - never["es_never"] > 0,
+        "es_always": es_always,
+        "label": es_always > never["es_never"],
         "retrieved": bool(always.record["chunks"]),
         "chunks": always.record["chunks"],
         "best_jaccard": round(runtime_hits[0].score, 4) if runtime_hits else 0.0,
