@@ -1,5 +1,7 @@
 """FIM prompt layout and token budgets."""
 
+import pytest
+
 from models.prompt import PromptBudget, build_prompt
 from retrieval.chunking import Chunk
 from retrieval.index import ScoredChunk
@@ -92,34 +94,28 @@ def test_cfc_respects_its_budget_and_puts_the_best_chunk_last():
     assert none.chunks == [] and "<|repo_name|>" not in TOK.decode(none.tokens)
 
 
-def test_comment_format_comments_out_every_chunk_line():
-    chunk = _chunk("lib.py", "def f():\n    return 1\n", 0.5)
+@pytest.mark.parametrize(
+    ("current", "lib", "code", "marker"),
+    [
+        ("app.py", "lib.py", "def f():\n    return 1\n", "#"),
+        ("src/app.ts", "lib.ts", "export function f() {\n  return 1;\n}\n", "//"),
+    ],
+)
+def test_comment_format_comments_out_every_chunk_line_in_the_files_syntax(
+    current, lib, code, marker
+):
     prompt = build_prompt(
         TOK,
         left="y = ",
         right="",
         budget=PREFIX_ONLY,
-        chunks=[chunk],
-        chunk_paths=["lib.py"],
+        chunks=[_chunk(lib, code, 0.5)],
+        chunk_paths=[lib],
+        current_path=current,
         cfc_format="comment",
     )
     text = TOK.decode(prompt.tokens)
-    assert text.startswith("<|fim_prefix|># the below code fragment can be found in:\n# lib.py\n")
-    assert "# def f():\n#     return 1\ny = <|fim_suffix|>" in text
-
-
-def test_comment_format_uses_the_current_files_comment_marker():
-    chunk = _chunk("lib.ts", "export const one = 1;\n", 0.5)
-    prompt = build_prompt(
-        TOK,
-        left="const y = ",
-        right="",
-        budget=PREFIX_ONLY,
-        chunks=[chunk],
-        chunk_paths=["lib.ts"],
-        current_path="src/app.ts",
-        cfc_format="comment",
-    )
-    text = TOK.decode(prompt.tokens)
-    assert text.startswith("<|fim_prefix|>// the below code fragment can be found in:\n// lib.ts\n")
-    assert "// export const one = 1;\nconst y = <|fim_suffix|>" in text
+    header = f"{marker} the below code fragment can be found in:\n{marker} {lib}\n"
+    assert text.startswith("<|fim_prefix|>" + header)
+    commented = "".join(f"{marker} {line}" for line in code.splitlines(keepends=True))
+    assert commented + "y = <|fim_suffix|>" in text
