@@ -41,8 +41,9 @@ def run_eval(
     query: str = "lines",
     mid_line_only: bool = False,
     line_in_middle: bool = True,
-    cfc_format: str = "repo",
+    cfc_format: str | None = None,
 ) -> int:
+    """`cfc_format`: None is the server's rendering (`CompletionOptions`)."""
     lists = repo_lists()
     requirements = repos or (lists["smoke"] if smoke else lists["eval"])
     if smoke:
@@ -57,6 +58,7 @@ def run_eval(
     tasks = tasks[offset::every]  # a spread-out subset of the same tasks
     if mid_line_only:
         tasks = [m for t in tasks if (m := mid_line(t)) is not None]
+    cfc_format = cfc_format or CompletionOptions().cfc_format
     model_path = model or pull_default_model()
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from retrieval.index import ScoredChunk
-from retrieval.languages import language_of
+from retrieval.languages import comment_marker
 from retrieval.syntax import header_comment
 
 
@@ -166,8 +166,7 @@ def build_prompt(
     context = context or fim_context(tok, left, right, budget)
     left_ids, right_ids = context.left_ids, context.right_ids
 
-    language = language_of(current_path)
-    comment = language.comment if language else "#"
+    comment = comment_marker(current_path)
     included: list[tuple[ScoredChunk, list[int]]] = []
     used = 0
     for chunk, path in zip(chunks, chunk_paths, strict=True):

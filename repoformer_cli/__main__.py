@@ -342,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--cfc-format",
         choices=CFC_FORMATS,
-        default="repo",
-        help="cross-file context rendering: Qwen's repository format or commented-out code",
+        help="cross-file context rendering: commented-out code or Qwen's repository format "
+        "(default: the server's)",
     )
     ev.add_argument("--reuse-never", help="results.jsonl whose `never` runs are reused")
     ev.add_argument("--right-tokens", type=int, help="right-context budget (default: server's)")

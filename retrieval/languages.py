@@ -192,3 +192,9 @@ SOURCE_EXTENSIONS = frozenset(BY_SUFFIX)
 def language_of(path: str | PurePath) -> Language | None:
     """The language of a file by its suffix (case-insensitive); None when unknown."""
     return BY_SUFFIX.get(PurePath(path).suffix.lower())
+
+
+def comment_marker(path: str | PurePath) -> str:
+    """The line-comment marker of a file's language (`#` when the language is unknown)."""
+    language = language_of(path)
+    return language.comment if language else "#"

@@ -18,7 +18,7 @@ from pathlib import PurePath
 from typing import Any
 
 from retrieval.chunking import Chunk, window_chunks
-from retrieval.languages import LANGUAGES, PYTHON, language_of
+from retrieval.languages import LANGUAGES, PYTHON, comment_marker, language_of
 from retrieval.tokenize import identifier_tokens
 
 
@@ -28,7 +28,6 @@ class Grammar:
     function: str  # the attribute of that module returning the language
     definitions: frozenset[str]  # node types that are named units (get a header)
     containers: frozenset[str]  # definitions whose members are split out when too long
-    comment: str
 
 
 _CONTAINERS = frozenset(
@@ -49,7 +48,7 @@ _CONTAINERS = frozenset(
 )
 
 GRAMMARS: dict[str, Grammar] = {
-    suffix: Grammar(lang.grammar[0], lang.grammar[1], lang.definitions, _CONTAINERS, lang.comment)
+    suffix: Grammar(lang.grammar[0], lang.grammar[1], lang.definitions, _CONTAINERS)
     for lang in LANGUAGES
     if lang.grammar is not None
     for suffix in lang.suffixes
@@ -202,8 +201,7 @@ def header_comment(chunk: Chunk) -> str:
     """The chunk's header as a comment line of its language ("" when it has none)."""
     if not chunk.header:
         return ""
-    grammar = GRAMMARS.get(PurePath(chunk.path).suffix.lower())
-    return f"{grammar.comment if grammar else '#'} {chunk.header}\n"
+    return f"{comment_marker(chunk.path)} {chunk.header}\n"
 
 
 # The Python statements whose header ends with the ":" that opens a block.

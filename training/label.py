@@ -104,6 +104,11 @@ def scored_target(task: Task) -> str:
     return "\n".join(lines[:MAX_LINES])
 
 
+def budget_row(budget: PromptBudget) -> list[int]:
+    """The prompt budgets as a label row records them: left, right, cross-file tokens."""
+    return [budget.left_tokens, budget.right_tokens, budget.cfc_tokens]
+
+
 def encode_vector(v: np.ndarray) -> str:
     return base64.b64encode(v.astype("<f2").tobytes()).decode()
 
@@ -180,7 +185,7 @@ def label_blank(
         "line_confidence": never["line_confidence"],
         "prompt_tokens": [never["prompt_tokens"], always.record["prompt_tokens"]],
         "timings_ms": [never["timings_ms"], always.record["timings_ms"]],
-        "budget": [opts.budget.left_tokens, opts.budget.right_tokens, opts.budget.cfc_tokens],
+        "budget": budget_row(opts.budget),
         "cfc_format": opts.cfc_format,
         "never_reused": earlier is not None,
         "hidden": never["hidden"],
@@ -218,11 +223,10 @@ def label_blanks(
     hidden = HiddenFromLogits.from_gguf(model_path)
     base = CompletionOptions(budget=LABEL_BUDGET)
     model = sha256_of(model_path)[:16]
-    budget = [LABEL_BUDGET.left_tokens, LABEL_BUDGET.right_tokens, LABEL_BUDGET.cfc_tokens]
     earlier = {
         row["id"]: row
         for row in (load_dataset(reuse_never) if reuse_never is not None else [])
-        if row.get("budget") == budget and row.get("model", model) == model
+        if row.get("budget") == budget_row(LABEL_BUDGET) and row.get("model", model) == model
     }
     indexes: dict[str, WorkspaceIndex] = {}
     dataset.parent.mkdir(parents=True, exist_ok=True)
