@@ -91,6 +91,22 @@ def _best_f1(scores: list[float], labels: list[bool]) -> dict[str, float]:
     return best
 
 
+RANKED_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def _es_top_share(scores: list[float], rows: list[dict[str, Any]], share: float) -> float:
+    """Mean ES when the tasks with the highest scores (ties broken by order) retrieve."""
+    take = set(np.argsort(-np.asarray(scores), kind="stable")[: round(share * len(rows))])
+    return float(
+        np.mean(
+            [
+                r["always"]["es"] if i in take and r["always"]["chunks"] else r["never"]["es"]
+                for i, r in enumerate(rows)
+            ]
+        )
+    )
+
+
 def heldout_report(
     eval_results: Path, features: Path, head: dict[str, Any], out_dir: Path
 ) -> dict[str, Any]:
@@ -123,12 +139,23 @@ def heldout_report(
             return r["always"]["es"], f["prefill_ms"] + r["always"]["timings_ms"]["total"]
         return r["never"]["es"], r["never"]["timings_ms"]["total"]
 
-    modes = {}
-    for name, picks in (
+    policy_scores = scores["shipped policy (token + signals)"]
+    runs: list[tuple[str, list[bool]]] = [
         ("never", [False] * len(rows)),
         ("always", [True] * len(rows)),
         (f"selective (shipped, T={threshold})", chosen),
-    ):
+    ]
+    # The thresholds at which the head retrieved a fixed share of the training rows
+    # (fixed before these tasks were seen; exploratory, not what the server uses).
+    for share, t in head.get("share_thresholds", {}).items():
+        runs.append(
+            (
+                f"selective (T={t:.3f}, {100 * float(share):.0f}% of training)",
+                [p > t for p in policy_scores],
+            )
+        )
+    modes = {}
+    for name, picks in runs:
         res = [outcome(p, r, f) for p, r, f in zip(picks, rows, feats, strict=True)]
         modes[name] = {
             "es": float(np.mean([e for e, _ in res])),
@@ -139,11 +166,16 @@ def heldout_report(
             ),
             "latency_ms_mean": float(np.mean([ms for _, ms in res])),
         }
+    ranked = {
+        name: {f"{q:.1f}": _es_top_share(s, rows, q) for q in RANKED_SHARES}
+        for name, s in [*scores.items(), ("best of both (labels)", [float(x) for x in labels])]
+    }
     report = {
         "tasks": len(rows),
         "positive_share": float(np.mean(labels)),
         "decisions": decisions,
         "modes": modes,
+        "es_top_share": ranked,
         "head": {
             k: head[k]
             for k in ("chosen", "threshold", "bias", "jaccard_weight", "confidence_weight")
@@ -181,5 +213,16 @@ def heldout_report(
             f"| {name} | {m['es']:.2f} | {100 * m['retrieve_share']:.0f}% | "
             f"{m['latency_ms_mean']:.0f} |"
         )
+    lines += [
+        "",
+        "ES if each score's top share of these tasks retrieved (a share picked after the "
+        "fact, the same for every score: how well each ranks what selective ES rewards; "
+        f"never {modes['never']['es']:.2f}, always {modes['always']['es']:.2f}):",
+        "",
+        "| score | " + " | ".join(f"top {100 * q:.0f}%" for q in RANKED_SHARES) + " |",
+        "|---|" + "---|" * len(RANKED_SHARES),
+    ]
+    for name, by_share in ranked.items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in by_share.values()) + " |")
     (out_dir / "heldout.md").write_text("\n".join(lines) + "\n")
     return report
