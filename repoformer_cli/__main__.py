@@ -218,6 +218,7 @@ def cmd_train_label(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget,
         n_threads=args.threads,
         reuse_never=Path(args.reuse_never) if args.reuse_never else None,
+        cfc_tokens=args.cfc_tokens,
     )
     return 0
 
@@ -401,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse-never",
         help="a dataset labelled by the same base model: its no-retrieval passes are reused, "
         "so only the with-context passes run (after a change to the context rendering)",
+    )
+    label.add_argument(
+        "--cfc-tokens", type=int, help="cross-file context budget (default: 256, half the server's)"
     )
     label.set_defaults(func=cmd_train_label)
     fit = train_sub.add_parser("fit", help="train the retrieve token's row and calibrate it")

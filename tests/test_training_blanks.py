@@ -1,5 +1,6 @@
 """Sampling the training blanks: deterministic, growing by rounds without reusing ids."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,15 @@ def test_a_further_round_adds_new_blanks_and_keeps_the_first_rounds_ids(training
     assert len({t.id for t in two}) == len(two)
     spans = [(t.repo, t.type, t.path, t.start_line, t.end_line) for t in two]
     assert len(set(spans)) == len(spans)  # a span an earlier round sampled is not sampled again
+
+
+def test_never_passes_are_reused_only_where_the_no_retrieval_prompt_is_the_same():
+    budget = replace(label.LABEL_BUDGET, cfc_tokens=512)
+    rows = [
+        {"id": "same", "budget": [256, 128, 256], "model": "m"},  # another cross-file budget
+        {"id": "old", "budget": [256, 128, 256]},  # predates the model field
+        {"id": "left", "budget": [512, 128, 256], "model": "m"},
+        {"id": "right", "budget": [256, 256, 256], "model": "m"},
+        {"id": "other", "budget": [256, 128, 256], "model": "x"},
+    ]
+    assert sorted(label.reusable_never_passes(rows, budget, "m")) == ["old", "same"]

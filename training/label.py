@@ -109,6 +109,19 @@ def budget_row(budget: PromptBudget) -> list[int]:
     return [budget.left_tokens, budget.right_tokens, budget.cfc_tokens]
 
 
+def reusable_never_passes(
+    rows: list[dict[str, Any]], budget: PromptBudget, model: str
+) -> dict[str, dict[str, Any]]:
+    """The rows (by id) whose no-retrieval pass a labelling run with `budget` and `model` may
+    reuse. That prompt holds no cross-file context, so only the left and right budgets must
+    match; rows that name no model predate the field and were all labelled with the base."""
+    return {
+        row["id"]: row
+        for row in rows
+        if row.get("budget", [])[:2] == budget_row(budget)[:2] and row.get("model", model) == model
+    }
+
+
 def encode_vector(v: np.ndarray) -> str:
     return base64.b64encode(v.astype("<f2").tobytes()).decode()
 
@@ -202,12 +215,15 @@ def label_blanks(
     time_budget_s: float | None = None,
     n_threads: int | None = None,
     reuse_never: Path | None = None,
+    cfc_tokens: int | None = None,
 ) -> int:
     """Label blanks not yet in `dataset`; stop after `limit` new ones or the time budget.
 
     `reuse_never`: a dataset labelled by the same base model whose no-retrieval passes are
-    reused where the budgets match (rows that name another model are not), so relabelling
-    after a change to the context rendering costs only the with-context passes."""
+    reused where the left and right budgets match (rows that name another model are not),
+    so relabelling after a change to the context rendering or to the cross-file budget
+    costs only the with-context passes. `cfc_tokens`: the cross-file budget, if not
+    LABEL_BUDGET's."""
     from models.generation import LlamaGenerator
 
     finished = done_ids(dataset)
@@ -221,13 +237,12 @@ def label_blanks(
     if generator.retrieve_head is not None:
         raise ValueError(f"{model_path} already carries a retrieve token: label with the base")
     hidden = HiddenFromLogits.from_gguf(model_path)
-    base = CompletionOptions(budget=LABEL_BUDGET)
+    budget = LABEL_BUDGET if cfc_tokens is None else replace(LABEL_BUDGET, cfc_tokens=cfc_tokens)
+    base = CompletionOptions(budget=budget)
     model = sha256_of(model_path)[:16]
-    earlier = {
-        row["id"]: row
-        for row in (load_dataset(reuse_never) if reuse_never is not None else [])
-        if row.get("budget") == budget_row(LABEL_BUDGET) and row.get("model", model) == model
-    }
+    earlier = reusable_never_passes(
+        load_dataset(reuse_never) if reuse_never is not None else [], budget, model
+    )
     indexes: dict[str, WorkspaceIndex] = {}
     dataset.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
