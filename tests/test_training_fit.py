@@ -73,6 +73,8 @@ def test_fit_head_learns_the_row_validates_by_project_and_reports(tmp_path: Path
     dataset = tmp_path / "labels.jsonl"
     # Rows of another context rendering (what the server no longer uses) are left out.
     stale = [{**r, "id": r["id"] + "#repo", "cfc_format": "repo"} for r in _rows(40, seed=1)]
+    # So are rows labelled with other budgets (`train label --cfc-tokens`).
+    stale += [{**r, "id": r["id"] + "#512", "budget": [256, 128, 512]} for r in _rows(40, seed=2)]
     rows = _rows(600) + stale
     dataset.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{cut sho")
     head_path, report = tmp_path / "head.json", tmp_path / "report"

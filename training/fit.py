@@ -28,7 +28,7 @@ import numpy as np
 
 from evaluation.metrics import auroc, decision_quality
 from models.engine import CompletionOptions
-from training.label import decode_vector, load_dataset
+from training.label import LABEL_BUDGET, budget_row, decode_vector, load_dataset
 
 L2_CHOICES = (1.0, 10.0, 100.0)
 # The hidden state (896 numbers) is first projected on its top principal components:
@@ -255,14 +255,20 @@ def _subset(data: Data, mask: np.ndarray) -> Data:
 
 
 def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
-    # Labels describe one context rendering: only the server's counts.
+    # Labels describe one context rendering and one set of budgets: only the server's
+    # rendering and the labelling budgets count (`train label --cfc-tokens` writes others).
     rendering = CompletionOptions().cfc_format
+    budget = budget_row(LABEL_BUDGET)
     every_row = load_dataset(dataset)
-    rows = [r for r in every_row if r.get("cfc_format", "repo") == rendering]
+    rows = [
+        r
+        for r in every_row
+        if r.get("cfc_format", "repo") == rendering and r.get("budget") == budget
+    ]
     if len(rows) < len(every_row):
         print(
             f"{len(every_row) - len(rows)} rows labelled with another context rendering than "
-            f"{rendering!r} left out",
+            f"{rendering!r} or other budgets than {budget} left out",
             file=sys.stderr,
         )
     if len(rows) < 50:
