@@ -62,10 +62,10 @@ def test_a_further_round_adds_new_blanks_and_keeps_the_first_rounds_ids(training
 def test_never_passes_are_reused_only_where_the_no_retrieval_prompt_is_the_same():
     budget = replace(label.LABEL_BUDGET, cfc_tokens=512)
     rows = [
-        {"id": "same", "budget": [256, 128, 256], "model": "m"},  # another cross-file budget
+        {"id": "other_cfc", "budget": [256, 128, 256], "model": "m"},
         {"id": "old", "budget": [256, 128, 256]},  # predates the model field
         {"id": "left", "budget": [512, 128, 256], "model": "m"},
         {"id": "right", "budget": [256, 256, 256], "model": "m"},
         {"id": "other", "budget": [256, 128, 256], "model": "x"},
     ]
-    assert sorted(label.reusable_never_passes(rows, budget, "m")) == ["old", "same"]
+    assert sorted(label.reusable_never_passes(rows, budget, "m")) == ["old", "other_cfc"]

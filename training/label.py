@@ -160,8 +160,9 @@ def label_blank(
     base: CompletionOptions,
     earlier: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`earlier`: this blank's row from a dataset labelled with the same model and budgets,
-    whose no-retrieval pass is reused (it does not depend on how the context is rendered)."""
+    """`earlier`: this blank's row from a dataset labelled with the same model and the same
+    left and right budgets (`reusable_never_passes`), whose no-retrieval pass is reused: it
+    depends neither on how the context is rendered nor on the cross-file budget."""
     target = scored_target(task)
     n_lines = max(1, target.count("\n") + 1)
     opts = replace(base, max_lines=n_lines, capture_decision_logits=True)

@@ -1,30 +1,19 @@
 """Same blanks, same no-retrieval pass, cross-file budget 256 vs 512 tokens: ES with context.
 
 usage (from the repository root):
-  python benchmarks/results/label-cfc-budget/compare.py training/data/labels.jsonl \
+  .venv/bin/python benchmarks/results/label-cfc-budget/compare.py training/data/labels.jsonl \
       benchmarks/results/label-cfc-budget/labels-cfc512.jsonl
 """
 
 import collections
-import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from evaluation.runner import rows_by_id
 
-def load(path: str) -> dict[str, dict]:
-    rows = {}
-    with open(path) as lines:
-        for line in lines:
-            try:
-                row = json.loads(line)
-            except ValueError:  # a cut last line
-                continue
-            rows[row["id"]] = row
-    return rows
-
-
-small, large = load(sys.argv[1]), load(sys.argv[2])
+small, large = rows_by_id(Path(sys.argv[1])), rows_by_id(Path(sys.argv[2]))
 ids = [i for i in large if i in small]
 print(
     "| rows | n | ES never | always, 256 | always, 512 | 512 - 256 (95% bootstrap) "
