@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -204,7 +205,7 @@ HEAD = Path("training/data/retrieve_head.json")
 
 
 def cmd_train_label(args: argparse.Namespace) -> int:
-    from training.label import label_blanks, sample_blanks
+    from training.label import LABEL_BUDGET, label_blanks, sample_blanks
 
     tasks, roots = sample_blanks(args.seed, args.rounds)
     print(f"{len(tasks)} blanks sampled from {len(roots)} training projects", file=sys.stderr)
@@ -218,7 +219,7 @@ def cmd_train_label(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget,
         n_threads=args.threads,
         reuse_never=Path(args.reuse_never) if args.reuse_never else None,
-        cfc_tokens=args.cfc_tokens,
+        budget=replace(LABEL_BUDGET, cfc_tokens=args.cfc_tokens or LABEL_BUDGET.cfc_tokens),
     )
     return 0
 

@@ -216,15 +216,15 @@ def label_blanks(
     time_budget_s: float | None = None,
     n_threads: int | None = None,
     reuse_never: Path | None = None,
-    cfc_tokens: int | None = None,
+    budget: PromptBudget = LABEL_BUDGET,
 ) -> int:
     """Label blanks not yet in `dataset`; stop after `limit` new ones or the time budget.
 
     `reuse_never`: a dataset labelled by the same base model whose no-retrieval passes are
     reused where the left and right budgets match (rows that name another model are not),
     so relabelling after a change to the context rendering or to the cross-file budget
-    costs only the with-context passes. `cfc_tokens`: the cross-file budget, if not
-    LABEL_BUDGET's."""
+    costs only the with-context passes. `budget`: the prompt budgets, recorded in each row
+    (`train fit` uses only LABEL_BUDGET's rows)."""
     from models.generation import LlamaGenerator
 
     finished = done_ids(dataset)
@@ -238,7 +238,6 @@ def label_blanks(
     if generator.retrieve_head is not None:
         raise ValueError(f"{model_path} already carries a retrieve token: label with the base")
     hidden = HiddenFromLogits.from_gguf(model_path)
-    budget = LABEL_BUDGET if cfc_tokens is None else replace(LABEL_BUDGET, cfc_tokens=cfc_tokens)
     base = CompletionOptions(budget=budget)
     model = sha256_of(model_path)[:16]
     earlier = reusable_never_passes(
