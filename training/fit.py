@@ -182,6 +182,18 @@ class Setting:
         )
 
 
+def all_settings() -> list[Setting]:
+    """Every setting `train fit` validates; the head's `chosen` is one of their names."""
+    return [
+        Setting(candidate, l2, k, train_oracle, weighting)
+        for candidate in CANDIDATES
+        for train_oracle in (True, False)
+        for weighting in WEIGHTINGS
+        for l2 in L2_CHOICES
+        for k in COMPONENT_CHOICES
+    ]
+
+
 def _signal_columns(data: Data, names: tuple[str, ...]) -> np.ndarray:
     return data.signals[:, [SIGNALS.index(n) for n in names]]
 
@@ -258,21 +270,24 @@ def _subset(data: Data, mask: np.ndarray) -> Data:
     return Data(**{k: v[mask] for k, v in vars(data).items()})
 
 
-def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
-    # Labels describe one context rendering and one set of budgets: only the server's
-    # rendering and the labelling budgets count (`train label --cfc-tokens` writes others).
-    rendering = CompletionOptions().cfc_format
-    budget = budget_row(LABEL_BUDGET)
-    every_row = load_dataset(dataset)
-    rows = [
-        r
-        for r in every_row
-        if r.get("cfc_format", "repo") == rendering and r.get("budget") == budget
+def fitted_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The label rows a head is fitted on. Labels describe one context rendering and one set
+    of budgets: only the server's rendering and the labelling budgets count (`train label
+    --cfc-tokens` writes others)."""
+    rendering, budget = CompletionOptions().cfc_format, budget_row(LABEL_BUDGET)
+    return [
+        r for r in rows if r.get("cfc_format", "repo") == rendering and r.get("budget") == budget
     ]
+
+
+def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
+    every_row = load_dataset(dataset)
+    rows = fitted_rows(every_row)
+    rendering = CompletionOptions().cfc_format
     if len(rows) < len(every_row):
         print(
             f"{len(every_row) - len(rows)} rows labelled with another context rendering than "
-            f"{rendering!r} or other budgets than {budget} left out",
+            f"{rendering!r} or other budgets than {budget_row(LABEL_BUDGET)} left out",
             file=sys.stderr,
         )
     if len(rows) < 50:
@@ -294,14 +309,7 @@ def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
         scaled = (p - lo) / (hi - lo) if hi > lo else p * 0
         results[name] = score(val, scaled, best_threshold(val, scaled))
 
-    settings = [
-        Setting(candidate, l2, k, train_oracle, weighting)
-        for candidate in CANDIDATES
-        for train_oracle in (True, False)
-        for weighting in WEIGHTINGS
-        for l2 in L2_CHOICES
-        for k in COMPONENT_CHOICES
-    ]
+    settings = all_settings()
     held_out = cross_validate(data, settings)
     for s in settings:
         p = held_out[s][runtime]

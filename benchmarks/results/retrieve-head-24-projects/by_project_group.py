@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.metrics import auroc
-from models.engine import CompletionOptions
-from training.fit import Data, Setting, cross_validate
-from training.label import LABEL_BUDGET, budget_row, load_dataset
+from training.fit import Data, all_settings, cross_validate, fitted_rows
+from training.label import load_dataset
 
 ADDED = {
     "werkzeug==3.0.4", "flask==3.0.3", "python-dateutil==2.9.0.post0", "h11==0.14.0",
@@ -40,12 +39,7 @@ def interval(scores: np.ndarray, labels: np.ndarray, n: int = 2000) -> str:
     return f"{a:.3f} [{lo:.2f}, {hi:.2f}]"
 
 
-rows = [
-    r
-    for r in load_dataset(Path(sys.argv[1]))
-    if r.get("cfc_format", "repo") == CompletionOptions().cfc_format
-    and r.get("budget") == budget_row(LABEL_BUDGET)
-]
+rows = fitted_rows(load_dataset(Path(sys.argv[1])))
 head = json.loads(Path(sys.argv[2]).read_text())
 data = Data.from_rows(rows)
 added = np.array([r in ADDED for r in data.repos])
@@ -65,11 +59,7 @@ for kind in ("all", "line+api", "line", "api", "chunk", "function"):
             f"| {interval(jaccard[m], data.labels[m])} |"
         )
 
-chosen = next(
-    Setting(c, head["l2"], head["components"], "rows in" in head["chosen"], head["weighting"])
-    for c in ("token+jaccard+first_logprob", "token+jaccard", "token")
-    if head["chosen"].startswith(c + " ")
-)
+chosen = next(s for s in all_settings() if s.name == head["chosen"])
 held_out = cross_validate(data, [chosen])[chosen]
 print(f"\nHeld-out AUROC of `{head['chosen']}` (leave one project out), run-time rows:")
 for name, group in (("first 12", ~added), ("added 12", added), ("all", np.ones(len(rows), bool))):
