@@ -4,15 +4,19 @@ A Repoformer-trained GGUF carries a `<|retrieve|>` token whose row in `output.we
 was learned (see `training/`). Its logit is read at the decision position, the last
 token of the no-retrieval prompt `<|fim_prefix|>LEFT<|fim_suffix|>RIGHT<|fim_middle|>`,
 from the same forward pass that starts generating without retrieval, so deciding costs
-no extra prefill. Two cheap signals available at that moment may join it (their weights
-are stored next to the token; zero means unused):
+no extra prefill. Cheap signals may join it (their weights are stored next to the token;
+zero means unused):
 
-    p_retrieve = sigmoid(logit_retrieve + bias + w_j * best_jaccard + w_c * first_logprob)
+    p_retrieve = sigmoid(logit_retrieve + bias + w_j * best_jaccard + w_c * first_logprob
+                         + w_l * line_logprob)
 
 where `first_logprob` is the log-probability of the model's own first token (the other
-logits, the retrieve token excluded). SelectiveT retrieves iff p_retrieve > threshold
-(calibrated, stored in the GGUF); SelectiveG iff the retrieve token wins the two-way
-choice against continuing, i.e. p_retrieve > 0.5.
+logits, the retrieve token excluded) and `line_logprob` the mean log-probability of the
+first line it generates without retrieval. A head that uses `line_logprob` decides once that
+line is generated (as the confidence policy does) rather than at the end of the prefill:
+retrieving then abandons one line, not nothing. SelectiveT retrieves iff p_retrieve >
+threshold (calibrated, stored in the GGUF); SelectiveG iff the retrieve token wins the
+two-way choice against continuing, i.e. p_retrieve > 0.5.
 
 Models without the token fall back to the confidence policy: generate the first line
 without retrieval and set p_retrieve = 1 - exp(mean log-prob of its tokens).
@@ -39,6 +43,12 @@ class RetrieveHead:
     jaccard_weight: float
     confidence_weight: float
     threshold: float  # SelectiveT's calibrated threshold
+    line_logprob_weight: float = 0.0
+
+    @property
+    def decides_at_first_line(self) -> bool:
+        """It needs the first generated line (its mean log-prob), not just the prefill."""
+        return self.line_logprob_weight != 0.0
 
     def metadata(self) -> dict[str, float | int | str]:
         return {
@@ -46,6 +56,7 @@ class RetrieveHead:
             KEY_PREFIX + "bias": self.bias,
             KEY_PREFIX + "jaccard_weight": self.jaccard_weight,
             KEY_PREFIX + "confidence_weight": self.confidence_weight,
+            KEY_PREFIX + "line_logprob_weight": self.line_logprob_weight,
             KEY_PREFIX + "threshold": self.threshold,
             KEY_PREFIX + "position": POSITION,
         }
@@ -62,16 +73,24 @@ class RetrieveHead:
                 jaccard_weight=float(meta.get(KEY_PREFIX + "jaccard_weight", 0.0)),
                 confidence_weight=float(meta.get(KEY_PREFIX + "confidence_weight", 0.0)),
                 threshold=float(meta[KEY_PREFIX + "threshold"]),
+                line_logprob_weight=float(meta.get(KEY_PREFIX + "line_logprob_weight", 0.0)),
             )
         except (KeyError, ValueError):
             return None
 
-    def probability(self, logits: np.ndarray, best_jaccard: float) -> float:
-        """p_retrieve from the decision position's logits (retrieve token included)."""
+    def probability(
+        self, logits: np.ndarray, best_jaccard: float, line_logprobs: list[float] | None = None
+    ) -> float:
+        """p_retrieve from the decision position's logits (retrieve token included) and, for
+        a head that decides at the first line, that line's token log-probs."""
         retrieve_logit = float(logits[self.token_id])
         z = retrieve_logit + self.bias + self.jaccard_weight * best_jaccard
         if self.confidence_weight:
             z += self.confidence_weight * first_token_logprob(logits, self.token_id)
+        if self.line_logprob_weight:
+            if line_logprobs is None:
+                raise ValueError("this retrieve head decides at the first line: pass its log-probs")
+            z += self.line_logprob_weight * line_logprob(line_logprobs)
         return sigmoid(z)
 
 
@@ -84,9 +103,28 @@ def first_token_logprob(logits: np.ndarray, exclude: int | None = None) -> float
     return -math.log(float(np.exp(values - top).sum()))
 
 
+def mean_logprob(line_logprobs: list[float]) -> float:
+    return sum(line_logprobs) / max(len(line_logprobs), 1)
+
+
+# The labels store the confidence policy's p_retrieve to 4 decimals, so the lowest mean
+# log-prob they can express is log(1e-4): the run-time signal is floored there too.
+LINE_LOGPROB_FLOOR = math.log(1e-4)
+
+
+def line_logprob(line_logprobs: list[float]) -> float:
+    """The `line_logprob` signal: the first line's mean token log-prob, floored."""
+    return max(mean_logprob(line_logprobs), LINE_LOGPROB_FLOOR)
+
+
+def line_logprob_from_confidence(p_confidence: float) -> float:
+    """The same signal from a recorded confidence-policy p_retrieve (1 - exp(mean))."""
+    return max(math.log(max(1.0 - p_confidence, 1e-12)), LINE_LOGPROB_FLOOR)
+
+
 def confidence_probability(line_logprobs: list[float]) -> float:
     """The confidence policy: 1 - exp(mean log-prob of the first generated line)."""
-    return 1.0 - math.exp(sum(line_logprobs) / max(len(line_logprobs), 1))
+    return 1.0 - math.exp(mean_logprob(line_logprobs))
 
 
 def sigmoid(z: float) -> float:

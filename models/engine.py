@@ -8,7 +8,8 @@ Retrieval modes:
 - `always`: retrieve the top-k chunks of other files and generate with them.
 - `selective`: start generating without cross-file context and decide from that same
   pass (see `models.decision`). With a model that carries a learned retrieve token the
-  decision is read at the end of the prefill, before the first token; otherwise the
+  decision is read at the end of the prefill, before the first token (after the first
+  line for a head that also weighs that line's log-prob); otherwise the
   confidence of the first generated line decides. Not retrieving simply continues the
   pass, so the decision costs nothing extra; retrieving abandons it and runs a second
   pass with the chunks in the prompt.
@@ -184,34 +185,43 @@ class CompletionEngine:
         # With a remote generator the local pass stops once it has decided.
         remote_decides_only = self.remote is not None and options.mode == "selective"
 
+        def best_jaccard() -> float:
+            assert head is not None
+            found = retrieve() if head.jaccard_weight else []
+            return found[0].score if found else 0.0
+
+        def choose(p: float, point: str) -> bool:
+            """Record the decision; True abandons the pass (retrieving, in `selective`)."""
+            nonlocal p_retrieve, chunks
+            p_retrieve = p
+            captured["decided_at"] = time.perf_counter()
+            captured["decision_point"] = point
+            if options.mode != "selective" or p <= threshold:
+                return remote_decides_only
+            chunks = retrieve()
+            return bool(chunks) or remote_decides_only
+
         def decide_at_prefill(logits: np.ndarray) -> bool:
             """The retrieve token's policy, before the first token; True abandons the pass.
             (In `never` mode it only records what the policy would have decided.)"""
-            nonlocal p_retrieve, chunks
             if options.capture_decision_logits:
                 captured["logits"] = logits.copy()
             if policy == "confidence" or head is None:
                 return False
-            found = retrieve() if head.jaccard_weight else []
-            best = found[0].score if found else 0.0
-            p_retrieve = head.probability(logits, best)
-            captured["decided_at"] = time.perf_counter()
-            if options.mode != "selective" or p_retrieve <= threshold:
-                return remote_decides_only
-            chunks = found or retrieve()
-            return bool(chunks) or remote_decides_only
+            if head.decides_at_first_line:
+                captured["prefill_logits"] = logits.copy()
+                return False
+            return choose(head.probability(logits, best_jaccard()), "prefill")
 
         def decide_at_first_line(logprobs: list[float]) -> bool:
-            """The confidence policy, once the first line is generated; True abandons."""
-            nonlocal p_retrieve, chunks
-            if policy != "confidence":
-                return False
-            p_retrieve = confidence_probability(logprobs)
-            captured["decided_at"] = time.perf_counter()
-            if options.mode != "selective" or p_retrieve <= threshold:
-                return remote_decides_only
-            chunks = retrieve()
-            return bool(chunks) or remote_decides_only
+            """The confidence policy, or a head that also weighs the first line, once that
+            line is generated; True abandons."""
+            if policy == "confidence":
+                return choose(confidence_probability(logprobs), "first line")
+            if head is not None and head.decides_at_first_line:
+                logits = captured["prefill_logits"]
+                return choose(head.probability(logits, best_jaccard(), logprobs), "first line")
+            return False
 
         with self.generator.lock:
             if is_cancelled():
@@ -314,6 +324,8 @@ class CompletionEngine:
         }
         if self.remote is not None:
             record["generator"] = self.remote.endpoint
+        if "decision_point" in captured:
+            record["decided_at"] = captured["decision_point"]
         if "online" in captured:
             record["online"] = captured["online"]
         if options.record_prompt_ids:

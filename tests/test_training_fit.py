@@ -108,3 +108,43 @@ def test_fit_head_refuses_a_tiny_dataset(tmp_path: Path):
     dataset.write_text("".join(json.dumps(r) + "\n" for r in _rows(10)))
     assert fit_head(dataset, tmp_path / "h.json", tmp_path / "r") == 1
     assert not (tmp_path / "h.json").exists()
+
+
+def test_line_logprob_signal_is_the_same_from_a_recorded_confidence_and_at_run_time():
+    from models.decision import (
+        LINE_LOGPROB_FLOOR,
+        confidence_probability,
+        line_logprob,
+        line_logprob_from_confidence,
+    )
+
+    for logprobs in ([-0.01, -0.3], [-2.0, -4.5, -0.2], [-1e-6]):
+        recorded = round(confidence_probability(logprobs), 4)  # as a label row keeps it
+        assert abs(line_logprob_from_confidence(recorded) - line_logprob(logprobs)) < 0.01
+    # A line the model barely believes: both sides stop at the same floor.
+    assert line_logprob([-30.0]) == LINE_LOGPROB_FLOOR
+    assert line_logprob_from_confidence(1.0) == LINE_LOGPROB_FLOOR
+
+
+def test_a_head_that_weighs_the_first_line_needs_it_and_keeps_its_weight_in_metadata():
+    import pytest
+
+    from models.decision import RetrieveHead, sigmoid
+
+    head = RetrieveHead(
+        token_id=3,
+        bias=0.5,
+        jaccard_weight=0.0,
+        confidence_weight=0.0,
+        threshold=0.4,
+        line_logprob_weight=-2.0,
+    )
+    meta = {k: str(v) for k, v in head.metadata().items()}
+    assert RetrieveHead.from_metadata(meta) == head
+    logits = np.zeros(8, dtype=np.float32)
+    logits[3] = 1.0
+    with pytest.raises(ValueError, match="first line"):
+        head.probability(logits, 0.0)
+    assert head.probability(logits, 0.0, [-1.0, -0.5]) == sigmoid(1.0 + 0.5 + 1.5)
+    older = {k: v for k, v in meta.items() if not k.endswith("line_logprob_weight")}
+    assert not RetrieveHead.from_metadata(older).decides_at_first_line  # type: ignore[union-attr]

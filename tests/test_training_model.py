@@ -119,7 +119,12 @@ def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace,
 
 
 def _synthetic_head(
-    generator: LlamaGenerator, hidden: HiddenFromLogits, folder: Path, logit: float, bias: float
+    generator: LlamaGenerator,
+    hidden: HiddenFromLogits,
+    folder: Path,
+    logit: float,
+    bias: float,
+    line_logprob_weight: float = 0.0,
 ) -> tuple[dict, Path]:
     """A head (written to `folder`) whose row gives `logit` at DECISION_PROMPT's position."""
     h = hidden.hidden(_decision_logits(generator, *DECISION_PROMPT))
@@ -129,6 +134,7 @@ def _synthetic_head(
         "bias": bias,
         "jaccard_weight": 0.0,
         "confidence_weight": 0.0,
+        "line_logprob_weight": line_logprob_weight,
         "threshold": 0.5,
     }
     path = folder / "head.json"
@@ -184,6 +190,7 @@ def test_exported_token_is_read_by_the_runtime_and_never_generated(
     engine = CompletionEngine(patched, index)
     chosen = engine.complete(request, CompletionOptions(mode="selective"))
     assert chosen.record["policy"] == "threshold" and chosen.record["retrieved"]
+    assert chosen.record["decided_at"] == "prefill"
     assert chosen.record["timings_ms"]["decision"] > 0
     skip = engine.complete(request, CompletionOptions(mode="selective", threshold=0.99))
     assert not skip.record["retrieved"] and skip.text == plain.text
@@ -191,6 +198,38 @@ def test_exported_token_is_read_by_the_runtime_and_never_generated(
     assert fallback.record["policy"] == "confidence"
     greedy = engine.complete(request, CompletionOptions(mode="selective", policy="greedy"))
     assert greedy.record["policy"] == "greedy" and greedy.record["threshold"] == 0.5
+
+
+def test_a_head_that_weighs_the_first_line_decides_after_generating_it(
+    workspace, base, hidden, tmp_path
+):
+    from training.export import export_model
+
+    generator = LlamaGenerator(base)
+    index = WorkspaceIndex(workspace)
+    index.build()
+    request = CompletionRequest(
+        workspace / "inventory" / "report.py", PROMPT[0] + PROMPT[1], 3, len("        result += ")
+    )
+    # The token's part cancels out (logit 40, bias -40): the first line's mean log-prob
+    # (below zero) decides alone, towards retrieving with a negative weight and against
+    # it with a positive one.
+    decided = {}
+    for weight in (-50.0, 50.0):
+        folder = tmp_path / str(weight)
+        folder.mkdir()
+        _, head_path = _synthetic_head(generator, hidden, folder, 40.0, -40.0, weight)
+        exported = export_model(base, head_path, folder / "with-token.gguf")
+        report = json.loads(exported.with_suffix(".verify.json").read_text())
+        assert report["max_abs_p_diff"] < 0.02
+        patched = LlamaGenerator(exported)
+        assert patched.retrieve_head is not None and patched.retrieve_head.decides_at_first_line
+        result = CompletionEngine(patched, index).complete(request, CompletionOptions())
+        assert result.record["policy"] == "threshold"
+        assert result.record["decided_at"] == "first line"
+        decided[weight] = result.record
+    assert decided[-50.0]["retrieved"] and decided[-50.0]["p_retrieve"] > 0.5
+    assert not decided[50.0]["retrieved"] and decided[50.0]["p_retrieve"] < 0.5
 
 
 def test_heldout_evaluation_reads_the_exported_token_once_per_task(

@@ -1,8 +1,9 @@
 """Step 6 check: the exported policy on the evaluation harness's held-out projects.
 
 For every task of an evaluation run (its never/always results, produced with the
-server's default budgets), the exported model reads the decision at the end of the
-no-retrieval prefill, exactly as the server does; the features are kept per task
+server's default budgets), the exported model makes the decision in a no-retrieval
+pass (at the end of its prefill, or after its first line for a head that weighs that
+line), exactly as the server does; the features are kept per task
 (resumable). The report compares, on the same tasks and labels (ES gain > 0):
 the shipped policy, the retrieve token alone, and each cheap signal alone (the
 confidence policy, the best Jaccard score): AUROC, and F1 at each score's best
@@ -74,6 +75,9 @@ def score_tasks(eval_results: Path, exported: Path, out: Path) -> None:
                         "token_logit": float(logits[head.token_id]),
                         "first_logprob": first_token_logprob(logits, head.token_id),
                         "prefill_ms": result.record["timings_ms"]["prefill"],
+                        # until the policy decided: the prefill, plus the first line for a
+                        # head that weighs it
+                        "decision_ms": result.record["timings_ms"]["decision"],
                     }
                 )
                 + "\n"
@@ -129,8 +133,9 @@ def heldout_report(
 
     def outcome(retrieve: bool, r: dict[str, Any], f: dict[str, Any]) -> tuple[float, float]:
         if retrieve and r["always"]["chunks"]:
-            # the no-context prefill (where the decision is read) plus the whole context run
-            return r["always"]["es"], f["prefill_ms"] + r["always"]["timings_ms"]["total"]
+            # the no-context pass up to the decision, plus the whole context run
+            spent = f.get("decision_ms", f["prefill_ms"])
+            return r["always"]["es"], spent + r["always"]["timings_ms"]["total"]
         return r["never"]["es"], r["never"]["timings_ms"]["total"]
 
     policy_scores = scores["shipped policy (token + signals)"]
@@ -184,8 +189,15 @@ def heldout_report(
         "modes": modes,
         "es_top_share": ranked,
         "head": {
-            k: head[k]
-            for k in ("chosen", "threshold", "bias", "jaccard_weight", "confidence_weight")
+            k: head.get(k)
+            for k in (
+                "chosen",
+                "threshold",
+                "bias",
+                "jaccard_weight",
+                "confidence_weight",
+                "line_logprob_weight",
+            )
         },
         "training": head.get("stats", {}),
     }

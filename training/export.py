@@ -81,6 +81,7 @@ def export_model(base: Path, head_path: Path, out: Path | None = None) -> Path:
         jaccard_weight=float(head["jaccard_weight"]),
         confidence_weight=float(head["confidence_weight"]),
         threshold=float(head["threshold"]),
+        line_logprob_weight=float(head.get("line_logprob_weight", 0.0)),
     )
     for field in reader.fields.values():
         if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
@@ -181,11 +182,13 @@ def verify_export(
         others = np.delete(logits, token_id)[: base_rows.shape[0]]
         h = hidden.hidden(others)
         other_diffs.append(float(np.abs(base_rows @ h - others).max()))
-        jaccard = 0.3
+        jaccard, first_line = 0.3, [-0.2, -1.5, -0.05]  # fixed signal values
         z = float(row @ h) + head["bias"] + head["jaccard_weight"] * jaccard
         z += head["confidence_weight"] * first_token_logprob(logits, token_id)
+        z += head.get("line_logprob_weight", 0.0) * float(np.mean(first_line))
         trained_p = 1 / (1 + np.exp(-z))
-        p_diffs.append(abs(trained_p - runtime_head.probability(logits, jaccard)))
+        runtime_p = runtime_head.probability(logits, jaccard, first_line)
+        p_diffs.append(abs(trained_p - runtime_p))
         logit_diffs.append(abs(float(row @ h) - float(logits[token_id])))
     return {
         "exported": str(exported),

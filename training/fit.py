@@ -3,7 +3,8 @@
 The decision loss restricted to one new row of `output.weight` is a logistic regression
 on the final hidden state h at the decision position: p = sigmoid(row . h + bias). Two
 cheap signals may join it (the best Jaccard score of the retrieved chunks and the log-prob
-of the model's first token), each with one weight, stored next to the token.
+of the model's first token, and the mean log-prob of the first line it generates without
+retrieval), each with one weight, stored next to the token.
 
 Validation is leave-one-project-out over the training projects (never the evaluation
 projects). Every candidate (each signal alone, the token alone, the token with the
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.metrics import auroc, decision_quality
+from models.decision import line_logprob_from_confidence
 from models.engine import CompletionOptions
 from training.label import LABEL_BUDGET, budget_row, decode_vector, load_dataset
 
@@ -39,7 +41,13 @@ THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
 # threshold is calibrated to the training projects, where retrieval pays less than on
 # the evaluation projects; a fixed share is the alternative whose effect is reported.
 RETRIEVAL_SHARES = (0.1, 0.2, 0.3, 0.4)
-SIGNALS = ("best_jaccard", "first_logprob")
+SIGNALS = ("best_jaccard", "first_logprob", "line_logprob")
+
+
+def signal_value(row: dict[str, Any], name: str) -> float:
+    if name == "line_logprob":  # rows record the confidence policy's p_retrieve instead
+        return line_logprob_from_confidence(float(row["line_confidence"] or 0.0))
+    return float(row[name])
 
 
 @dataclass
@@ -58,7 +66,7 @@ class Data:
     def from_rows(cls, rows: list[dict[str, Any]]) -> Data:
         return cls(
             hidden=np.stack([decode_vector(r["hidden"]) for r in rows]),
-            signals=np.array([[float(r[s]) for s in SIGNALS] for r in rows]),
+            signals=np.array([[signal_value(r, s) for s in SIGNALS] for r in rows]),
             line_confidence=np.array([float(r["line_confidence"] or 0.0) for r in rows]),
             labels=np.array([bool(r["label"]) for r in rows]),
             es_never=np.array([r["es_never"] for r in rows], dtype=float),
@@ -159,7 +167,10 @@ def train_head(
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "token": (),
     "token+jaccard": ("best_jaccard",),
-    "token+jaccard+first_logprob": SIGNALS,
+    "token+jaccard+first_logprob": ("best_jaccard", "first_logprob"),
+    # These decide once the first no-context line is generated, not at the prefill.
+    "token+line_logprob": ("line_logprob",),
+    "token+jaccard+line_logprob": ("best_jaccard", "line_logprob"),
 }
 WEIGHTINGS = ("labels", "gain")  # plain decision loss, or weighted by what is at stake
 
@@ -358,6 +369,7 @@ def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
                 "bias": head.bias,
                 "jaccard_weight": float(signal_weight.get("best_jaccard", 0.0)),
                 "confidence_weight": float(signal_weight.get("first_logprob", 0.0)),
+                "line_logprob_weight": float(signal_weight.get("line_logprob", 0.0)),
                 "row": [round(float(v), 7) for v in head.row],
                 "stats": stats,
             }
