@@ -1,8 +1,8 @@
 """Step 4: learn the retrieve token's output row (and calibrate it) over the frozen model.
 
 The decision loss restricted to one new row of `output.weight` is a logistic regression
-on the final hidden state h at the decision position: p = sigmoid(row . h + bias). Two
-cheap signals may join it (the best Jaccard score of the retrieved chunks and the log-prob
+on the final hidden state h at the decision position: p = sigmoid(row . h + bias). Cheap
+signals may join it (the best Jaccard score of the retrieved chunks and the log-prob
 of the model's first token, and the mean log-prob of the first line it generates without
 retrieval), each with one weight, stored next to the token.
 
