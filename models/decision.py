@@ -78,20 +78,29 @@ class RetrieveHead:
         except (KeyError, ValueError):
             return None
 
+    def prefill_logit(self, logits: np.ndarray, best_jaccard: float) -> float:
+        """The part of p_retrieve's logit known at the end of the prefill (all of it for a
+        head that does not weigh the first line), from the decision position's logits."""
+        z = float(logits[self.token_id]) + self.bias + self.jaccard_weight * best_jaccard
+        if self.confidence_weight:
+            z += self.confidence_weight * first_token_logprob(logits, self.token_id)
+        return z
+
+    def at_first_line(self, prefill_logit: float, line_logprobs: list[float]) -> float:
+        """p_retrieve once the first line is generated, from `prefill_logit`'s value."""
+        return sigmoid(prefill_logit + self.line_logprob_weight * line_logprob(line_logprobs))
+
     def probability(
         self, logits: np.ndarray, best_jaccard: float, line_logprobs: list[float] | None = None
     ) -> float:
         """p_retrieve from the decision position's logits (retrieve token included) and, for
         a head that decides at the first line, that line's token log-probs."""
-        retrieve_logit = float(logits[self.token_id])
-        z = retrieve_logit + self.bias + self.jaccard_weight * best_jaccard
-        if self.confidence_weight:
-            z += self.confidence_weight * first_token_logprob(logits, self.token_id)
-        if self.line_logprob_weight:
-            if line_logprobs is None:
-                raise ValueError("this retrieve head decides at the first line: pass its log-probs")
-            z += self.line_logprob_weight * line_logprob(line_logprobs)
-        return sigmoid(z)
+        z = self.prefill_logit(logits, best_jaccard)
+        if not self.decides_at_first_line:
+            return sigmoid(z)
+        if line_logprobs is None:
+            raise ValueError("this retrieve head decides at the first line: pass its log-probs")
+        return self.at_first_line(z, line_logprobs)
 
 
 def first_token_logprob(logits: np.ndarray, exclude: int | None = None) -> float:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from models.decision import POLICIES, confidence_probability
+from models.decision import POLICIES, confidence_probability, sigmoid
 from models.generation import LlamaGenerator, PassStats
 from models.prompt import FimContext, Prompt, PromptBudget, build_prompt, fim_context
 from models.remote import RemoteCompletions
@@ -208,10 +208,11 @@ class CompletionEngine:
                 captured["logits"] = logits.copy()
             if policy == "confidence" or head is None:
                 return False
+            z = head.prefill_logit(logits, best_jaccard())
             if head.decides_at_first_line:
-                captured["prefill_logits"] = logits.copy()
+                captured["prefill_logit"] = z  # the first line completes it
                 return False
-            return choose(head.probability(logits, best_jaccard()), "prefill")
+            return choose(sigmoid(z), "prefill")
 
         def decide_at_first_line(logprobs: list[float]) -> bool:
             """The confidence policy, or a head that also weighs the first line, once that
@@ -219,8 +220,8 @@ class CompletionEngine:
             if policy == "confidence":
                 return choose(confidence_probability(logprobs), "first line")
             if head is not None and head.decides_at_first_line:
-                logits = captured["prefill_logits"]
-                return choose(head.probability(logits, best_jaccard(), logprobs), "first line")
+                p = head.at_first_line(captured["prefill_logit"], logprobs)
+                return choose(p, "first line")
             return False
 
         with self.generator.lock:

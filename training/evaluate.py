@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +106,23 @@ def _top(scores: list[float], share: float) -> list[bool]:
     return [i in top for i in range(len(scores))]
 
 
-def heldout_report(
-    eval_results: Path, features: Path, head: dict[str, Any], out_dir: Path
-) -> dict[str, Any]:
+POLICY = "shipped policy (token + signals)"
+CONFIDENCE = "confidence (first line)"
+JACCARD = "best Jaccard score"
+
+
+@dataclass
+class HeldOut:
+    """The evaluated tasks that have decision features, in the same order: their harness
+    rows, features, labels (ES gain > 0) and every score compared on them."""
+
+    rows: list[dict[str, Any]]
+    feats: list[dict[str, Any]]
+    labels: list[bool]
+    scores: dict[str, list[float]]
+
+
+def heldout_scores(eval_results: Path, features: Path, head: dict[str, Any]) -> HeldOut:
     evals = {r["id"]: r for r in _rows(eval_results)}
     feats = [f for f in _rows(features) if f["id"] in evals]
     rows = [evals[f["id"]] for f in feats]
@@ -115,18 +130,26 @@ def heldout_report(
     jaccard = [max([c["score"] for c in r["always"]["chunks"]], default=0.0) for r in rows]
     token_only = [sigmoid(f["token_logit"] + head["bias"]) for f in feats]
     scores = {
-        "shipped policy (token + signals)": [f["p_policy"] for f in feats],
+        POLICY: [f["p_policy"] for f in feats],
         "retrieve token alone": token_only,
-        "confidence (first line)": [r["never"]["p_retrieve"] or 0.0 for r in rows],
-        "best Jaccard score": jaccard,
+        CONFIDENCE: [r["never"]["p_retrieve"] or 0.0 for r in rows],
+        JACCARD: jaccard,
         "first-token uncertainty": [-f["first_logprob"] for f in feats],
     }
+    return HeldOut(rows, feats, labels, scores)
+
+
+def heldout_report(
+    eval_results: Path, features: Path, head: dict[str, Any], out_dir: Path
+) -> dict[str, Any]:
+    held = heldout_scores(eval_results, features, head)
+    rows, feats, labels, scores = held.rows, held.feats, held.labels, held.scores
     decisions: dict[str, Any] = {}
     for name, s in scores.items():
         decisions[name] = {"auroc": auroc(s, labels), "best_f1": _best_f1(s, labels)}
     threshold = float(head["threshold"])
-    chosen = [p > threshold for p in scores["shipped policy (token + signals)"]]
-    decisions["shipped policy (token + signals)"]["at_calibrated_threshold"] = {
+    chosen = [p > threshold for p in scores[POLICY]]
+    decisions[POLICY]["at_calibrated_threshold"] = {
         "threshold": threshold,
         **decision_quality(chosen, labels),
     }
@@ -138,7 +161,7 @@ def heldout_report(
             return r["always"]["es"], spent + r["always"]["timings_ms"]["total"]
         return r["never"]["es"], r["never"]["timings_ms"]["total"]
 
-    policy_scores = scores["shipped policy (token + signals)"]
+    policy_scores = scores[POLICY]
     runs: list[tuple[str, list[bool]]] = [
         ("never", [False] * len(rows)),
         ("always", [True] * len(rows)),
@@ -217,7 +240,7 @@ def heldout_report(
             f"| {name} | {a} | {d['best_f1']['f1']:.3f} | "
             f"{100 * d['best_f1']['retrieve_share']:.0f}% |"
         )
-    cal = decisions["shipped policy (token + signals)"]["at_calibrated_threshold"]
+    cal = decisions[POLICY]["at_calibrated_threshold"]
     lines += [
         "",
         f"Shipped policy at its calibrated threshold {threshold}: F1 {cal['f1']:.3f}, precision "
