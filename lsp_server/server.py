@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,18 +29,35 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
+from lsp_server.documents import IndexFeed, LspWorkspace
 from lsp_server.settings import SECTION, Settings, parse_settings
 from models.engine import Cancelled, CompletionEngine, CompletionRequest, CompletionResult
-from models.files import ModelFileError, pull_default_model
+from models.files import ModelFileError, PullProgress, pull_default_model
 from models.generation import LlamaGenerator
 from models.remote import RemoteCompletions
+from models.text_lines import position_from_client_units
 from models.typethrough import TypeThroughCache
 from retrieval.store import default_store_path
 from retrieval.workspace_index import WorkspaceIndex
 
 log = logging.getLogger(__name__)
+LoadedGenerators = tuple[LlamaGenerator, LlamaGenerator | None]
+GeneratorLoader = Callable[[Settings, PullProgress], LoadedGenerators]
 DECISION_PREFIX = "repoformer decision "
 __version__ = "0.1.0"
+
+
+def load_llama_generators(settings: Settings, report: PullProgress) -> LoadedGenerators:
+    """The configured model (the default one is downloaded and verified first, with
+    progress), loaded in-process; a second context of it for online serving."""
+    path = settings.model_path or pull_default_model(report)
+    report(f"loading {path.name}", 1, 1)
+
+    def context() -> LlamaGenerator:
+        return LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+
+    # Online serving runs a second pass at once: a second context of the model.
+    return context(), context() if settings.completion.online else None
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,7 @@ class RepoformerServer(LanguageServer):
         self.settings = Settings()
         self.init_options: Any = None
         self.root: Path | None = None
+        self.unindexed_folders: list[str] = []  # the other folders of a multi-root workspace
         self.index: WorkspaceIndex | None = None
         self.generator: LlamaGenerator | None = None
         self.parallel: LlamaGenerator | None = None  # online serving's second context
@@ -87,7 +106,11 @@ class RepoformerServer(LanguageServer):
         self.settings_read = asyncio.Event()
         # One worker: the model runs one pass at a time; queued requests wait here, not on the loop.
         self.model_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        # Makes the generators for the settings. The fast test tier swaps in an instant,
+        # deterministic one (tests/fast_server.py); it is not a user setting.
+        self.load_generators: GeneratorLoader = load_llama_generators
         self.type_through = TypeThroughCache()
+        self.index_feed = IndexFeed()  # didOpen/didChange/didClose reach the index off the loop
         # The newest inline-completion request per document: older ones are superseded
         # (dropped before they start, stopped if they run).
         self.latest_request: dict[str, int] = {}
@@ -120,12 +143,15 @@ class RepoformerServer(LanguageServer):
                 )
                 workspace_cfg = result[0] if result else None
             except Exception as exc:  # a client that fails the request keeps the old settings
+                first = not self.settings_read.is_set()
                 self.log(
                     f"repoformer settings: workspace/configuration failed ({exc!r}); "
-                    "keeping the current settings",
+                    + ("using initializationOptions" if first else "keeping the current settings"),
                     types.MessageType.Warning,
                 )
-                return
+                if not first:
+                    return
+                workspace_cfg = None  # the settings of initializationOptions still apply
         settings, more = parse_settings(workspace_cfg, settings)
         errors += more
         for message in errors:
@@ -142,6 +168,7 @@ class RepoformerServer(LanguageServer):
             "exclude",
             "persist_index",
             "max_chunks",
+            "watch_files",
         )
         if self.index is not None and any(
             getattr(old, k) != getattr(settings, k) for k in index_keys
@@ -155,46 +182,40 @@ class RepoformerServer(LanguageServer):
 
     async def _load_model(self) -> None:
         settings = self.settings
-        path = settings.model_path
         if self.generator is not None and self._model_key == _model_key(settings):
             return
         self.generator, self.parallel, self.model_error = None, None, None
         self._model_key = _model_key(settings)
         progress = await self.start_progress("repoformer: preparing model")
+        outcome = "model unavailable"
+
+        def report(step: str, done: int, total: int) -> None:
+            progress.report_threadsafe(step, int(100 * done / total) if total else 0)
+
         try:
-            if path is None:
-
-                def report(step: str, done: int, total: int) -> None:
-                    pct = int(100 * done / total) if total else 0
-                    progress.report_threadsafe(step, pct)
-
-                path = await asyncio.to_thread(pull_default_model, report)
-            progress.report(f"loading {path.name}", 100)
-
-            def load() -> tuple[LlamaGenerator, LlamaGenerator | None]:
-                def context() -> LlamaGenerator:
-                    return LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
-
-                # Online serving runs a second pass at once: a second context of the model.
-                return context(), context() if settings.completion.online else None
-
             generator, parallel = await asyncio.get_running_loop().run_in_executor(
-                self.model_executor, load
+                self.model_executor, self.load_generators, settings, report
             )
-        except ModelFileError as exc:
-            self.model_error = str(exc)
-            self.log(f"repoformer model error: {exc}", types.MessageType.Error)
+            self.generator, self.parallel = generator, parallel
+            outcome = "model ready"
+            self.log(
+                f"repoformer model loaded: {generator.path} in {generator.load_seconds:.2f}s",
+                types.MessageType.Info,
+            )
+        except Exception as exc:  # not only ModelFileError: any failure leaves a usable server
+            if not isinstance(exc, ModelFileError):
+                log.exception("model load failed")
+            detail = str(exc) if isinstance(exc, ModelFileError) else f"{type(exc).__name__}: {exc}"
+            self.model_error = detail
+            self._model_key = None  # a later settings change or request may try again
+            self.log(f"repoformer model error: {detail}", types.MessageType.Error)
             self.window_show_message(
-                types.ShowMessageParams(type=types.MessageType.Error, message=f"repoformer: {exc}")
+                types.ShowMessageParams(
+                    type=types.MessageType.Error, message=f"repoformer: {detail}"
+                )
             )
-            progress.end("model unavailable")
-            return
-        self.generator, self.parallel = generator, parallel
-        self.log(
-            f"repoformer model loaded: {path} in {generator.load_seconds:.2f}s",
-            types.MessageType.Info,
-        )
-        progress.end("model ready")
+        finally:
+            progress.end(outcome)
 
     # -- index ------------------------------------------------------------------------------------
 
@@ -202,7 +223,7 @@ class RepoformerServer(LanguageServer):
         if self.root is None:
             return
         if self.index is not None:
-            self.index.stop_watching()
+            self.index.close()  # stops its build (if still running) and its watcher
         s = self.settings
         index = WorkspaceIndex(
             self.root,
@@ -230,11 +251,15 @@ class RepoformerServer(LanguageServer):
 
         try:
             await asyncio.to_thread(index.build, report)
-            if self.settings.watch_files:
+            # A settings change during the build replaced this index: no watcher for it.
+            if self.settings.watch_files and index is self.index and not index.closed:
                 await asyncio.to_thread(index.start_watching)
         except Exception as exc:  # never let indexing take the server down
             log.exception("indexing failed")
             self.log(f"repoformer indexing failed: {exc}", types.MessageType.Error)
+        if index is not self.index:
+            progress.end("superseded by a newer index")
+            return
         n_files = len(index.chunks.files())
         progress.end(f"{n_files} files, {len(index.chunks)} chunks")
         self.log(
@@ -261,9 +286,11 @@ class RepoformerServer(LanguageServer):
         doc = self._document(uri)
         if doc is None:
             return []
-        position = doc.position_from_client_units(params.position)
+        encoding = str(self.workspace.position_encoding or "utf-16")
+        pos = params.position
+        line, character = position_from_client_units(doc.source, pos.line, pos.character, encoding)
         path = Path(to_fs_path(uri) or uri)
-        request = CompletionRequest(path, doc.source, position.line, position.character, uri)
+        request = CompletionRequest(path, doc.source, line, character, uri)
         version = doc.version
         self._request_seq += 1
         seq = self.latest_request[uri] = self._request_seq
@@ -283,7 +310,12 @@ class RepoformerServer(LanguageServer):
                 return []  # a newer request for this document came during the pause
 
         def superseded() -> bool:
-            return self.latest_request.get(uri) != seq
+            """A newer request for this document, or a newer version of it (the answer
+            would be dropped as stale anyway)."""
+            if self.latest_request.get(uri) != seq:
+                return True
+            current = self.workspace.text_documents.get(uri)
+            return current is not None and current.version != version
 
         record: dict[str, Any]
         if self.model_ready is None:  # asked before `initialized` finished reading settings
@@ -423,10 +455,13 @@ server = RepoformerServer()
 @server.feature(types.INITIALIZE)
 def initialize(ls: RepoformerServer, params: types.InitializeParams) -> None:
     """Remember the workspace root and the initialization options."""
+    # pygls has just made the workspace; its documents must count lines as LSP does.
+    ls.protocol.workspace.__class__ = LspWorkspace
     ls.init_options = params.initialization_options
     folder = None
     if params.workspace_folders:
         folder = params.workspace_folders[0].uri
+        ls.unindexed_folders = [f.uri for f in params.workspace_folders[1:]]
     elif params.root_uri:
         folder = params.root_uri
     elif params.root_path:
@@ -444,6 +479,12 @@ async def initialized(ls: RepoformerServer, params: types.InitializedParams) -> 
     ls.settings_read.set()
     if ls.model_ready is None:
         ls.start_model()
+    if ls.unindexed_folders:
+        ls.log(
+            f"repoformer: multi-root workspace: only {ls.root} is indexed for retrieval; "
+            f"not indexed: {', '.join(ls.unindexed_folders)}",
+            types.MessageType.Warning,
+        )
     ls.start_index()
 
 
@@ -472,8 +513,9 @@ def did_change(ls: RepoformerServer, params: types.DidChangeTextDocumentParams) 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: RepoformerServer, params: types.DidCloseTextDocumentParams) -> None:
     """Fall back to the file on disk."""
-    if ls.index is not None:
-        ls.index.close_document(Path(to_fs_path(params.text_document.uri) or ""))
+    fs = to_fs_path(params.text_document.uri)
+    if ls.index is not None and fs:
+        ls.index_feed.closed(ls.index, Path(fs))
 
 
 def _sync_document(ls: RepoformerServer, uri: str) -> None:
@@ -481,7 +523,7 @@ def _sync_document(ls: RepoformerServer, uri: str) -> None:
         return
     fs = to_fs_path(uri)
     if fs:
-        ls.index.open_document(Path(fs), ls.workspace.get_text_document(uri).source)
+        ls.index_feed.changed(ls.index, Path(fs), ls.workspace.get_text_document(uri).source)
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -501,8 +543,9 @@ async def inline_completion(
 @server.feature(types.SHUTDOWN)
 def shutdown(ls: RepoformerServer, params: None) -> None:
     """Stop the file watcher."""
+    ls.index_feed.shutdown()
     if ls.index is not None:
-        ls.index.stop_watching()
+        ls.index.close()
 
 
 def _model_key(settings: Settings) -> tuple[Path | None, int, int | None, bool]:

@@ -17,7 +17,6 @@ Retrieval modes:
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,8 +29,9 @@ import numpy as np
 from models.decision import POLICIES, confidence_probability, sigmoid
 from models.generation import LlamaGenerator, PassStats
 from models.prompt import FimContext, Prompt, PromptBudget, build_prompt, fim_context
-from models.remote import RemoteCompletions
+from models.remote import RemoteCancelled, RemoteCompletions
 from models.shape import CompletionShape
+from models.text_lines import offset_at
 from retrieval.index import ScoredChunk
 from retrieval.syntax import CursorSyntax, cursor_syntax, syntax_query
 from retrieval.workspace_index import WorkspaceIndex
@@ -40,7 +40,6 @@ Mode = Literal["selective", "always", "never"]
 MODES: tuple[Mode, ...] = ("selective", "always", "never")
 QUERIES = ("lines", "syntax")
 CONFIDENCE_THRESHOLD = 0.5  # the confidence policy's default threshold
-_EOL = re.compile(r"\r\n|\r|\n")
 
 
 class Cancelled(Exception):
@@ -87,11 +86,7 @@ class CompletionRequest:
     def split(self) -> tuple[str, str]:
         """(text before the cursor, text after it); positions past the end are clamped.
         Lines end at \n, \r\n or \r, as in LSP."""
-        breaks = list(_EOL.finditer(self.text))
-        line = min(max(self.line, 0), len(breaks))
-        start = breaks[line - 1].end() if line > 0 else 0
-        end = breaks[line].start() if line < len(breaks) else len(self.text)
-        offset = start + min(max(self.character, 0), end - start)
+        offset = offset_at(self.text, self.line, self.character)
         return self.text[:offset], self.text[offset:]
 
 
@@ -413,7 +408,12 @@ class CompletionEngine:
         stop = ["<|file_sep|>", "<|endoftext|>", "<|fim_pad|>", "<|repo_name|>"]
         if not shape.multiline:
             stop.append("\n")
-        raw, ms = self.remote.complete(self.generator.detokenize(prompt.tokens), max_tokens, stop)
+        try:
+            raw, ms = self.remote.complete(
+                self.generator.detokenize(prompt.tokens), max_tokens, stop, is_cancelled
+            )
+        except RemoteCancelled:
+            raise Cancelled() from None
         if is_cancelled():
             raise Cancelled()
         stats = PassStats(prompt_tokens=len(prompt.tokens), generation_ms=ms)

@@ -10,14 +10,24 @@ same FIM tokens (Qwen2.5-Coder of any size).
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
 class RemoteError(RuntimeError):
     """The server could not be reached or gave no usable answer (the message says which)."""
+
+
+class RemoteCancelled(Exception):
+    """The request was given up before the server answered (its answer is discarded)."""
+
+
+# How often a waiting request checks whether it was cancelled.
+_CANCEL_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -32,8 +42,35 @@ class RemoteCompletions:
         base = self.url.rstrip("/")
         return f"{base}/completions" if base.endswith("/v1") else f"{base}/v1/completions"
 
-    def complete(self, prompt: str, max_tokens: int, stop: list[str]) -> tuple[str, float]:
-        """Greedy completion of `prompt`; returns (text, milliseconds)."""
+    def complete(
+        self,
+        prompt: str,
+        max_tokens: int,
+        stop: list[str],
+        is_cancelled: Callable[[], bool] = lambda: False,
+    ) -> tuple[str, float]:
+        """Greedy completion of `prompt`; returns (text, milliseconds). Raises
+        RemoteCancelled as soon as `is_cancelled()` is true: the HTTP call goes on in a
+        daemon thread and its answer is dropped, so the model worker is free at once."""
+        outcome: dict[str, object] = {}
+
+        def call() -> None:
+            try:
+                outcome["answer"] = self._post(prompt, max_tokens, stop)
+            except BaseException as exc:  # handed to the waiting thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=call, name="remote-completion", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            if is_cancelled():
+                raise RemoteCancelled()
+            worker.join(_CANCEL_POLL_S)
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        return outcome["answer"]  # type: ignore[return-value]
+
+    def _post(self, prompt: str, max_tokens: int, stop: list[str]) -> tuple[str, float]:
         body: dict[str, object] = {
             "prompt": prompt,
             "max_tokens": max_tokens,

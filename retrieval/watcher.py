@@ -1,7 +1,9 @@
 """Watch the workspace for changes made outside the editor (git checkout, formatters).
 
 Events are coalesced: a burst (a branch switch can touch thousands of files) is
-collected for `settle_seconds` and handed over once, each path at most once.
+collected for `settle_seconds` and handed over once, each path at most once. Only events
+that can change content count: watchdog also reports `opened` and `closed_no_write`, and
+reading a changed file to re-index it must not queue that file again.
 """
 
 from __future__ import annotations
@@ -11,10 +13,29 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 log = logging.getLogger(__name__)
+
+# created, modified, deleted, moved, and closed after a write; not opened or closed_no_write.
+CONTENT_EVENTS = frozenset(
+    {
+        EVENT_TYPE_CREATED,
+        EVENT_TYPE_MODIFIED,
+        EVENT_TYPE_DELETED,
+        EVENT_TYPE_MOVED,
+        EVENT_TYPE_CLOSED,
+    }
+)
 
 
 class _Collector(FileSystemEventHandler):
@@ -26,6 +47,8 @@ class _Collector(FileSystemEventHandler):
         self._timer: threading.Timer | None = None
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in CONTENT_EVENTS:
+            return
         if event.is_directory and event.event_type not in ("moved", "deleted"):
             return
         paths = [event.src_path, getattr(event, "dest_path", "")]

@@ -49,8 +49,13 @@ class WorkspaceIndex:
         self.filter = FileFilter(self.root, max_file_bytes, tuple(exclude))
         self.chunks = ChunkIndex(window, stride, chunking)
         self._open: dict[str, str] = {}
+        # (mtime_ns, size) of each file as last indexed from disk: a watcher event for a
+        # file whose stamp did not change (a touch, a read reported as an event) reads nothing.
+        self._disk_stamps: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._watcher: WorkspaceWatcher | None = None
+        self._watch_lock = threading.Lock()
+        self._closed = threading.Event()  # set by close(): a build stops, no watcher starts
         self.ready = threading.Event()
         self.build_seconds: float | None = None
         self.build_stats = {"loaded": 0, "read": 0, "rechunked": 0}
@@ -64,6 +69,8 @@ class WorkspaceIndex:
         store = self._open_store()
         stored = store.stamps() if store is not None else {}
         for done, path in enumerate(files, 1):
+            if self._closed.is_set():
+                break
             key = str(path)
             with self._lock:
                 if key in self._open:
@@ -75,7 +82,8 @@ class WorkspaceIndex:
             if progress is not None:
                 progress(done, len(files), key)
         if store is not None:
-            store.keep_only({str(p) for p in files})
+            if not self._closed.is_set():  # a stopped build did not see every file
+                store.keep_only({str(p) for p in files})
             store.commit()
             store.close()
         self.build_seconds = time.perf_counter() - started
@@ -135,6 +143,7 @@ class WorkspaceIndex:
         with self._lock:
             if key not in self._open:
                 self.chunks.set_chunks(key, chunks)
+                self._disk_stamps[key] = (st.st_mtime_ns, st.st_size)
 
     # -- editor documents ---------------------------------------------------------------
 
@@ -164,7 +173,7 @@ class WorkspaceIndex:
         key = str(path)
         with self._lock:
             self._open.pop(key, None)
-        self.refresh_from_disk(path)
+        self.refresh_from_disk(path, force=True)
 
     def document_text(self, path: Path) -> str | None:
         with self._lock:
@@ -172,20 +181,27 @@ class WorkspaceIndex:
 
     # -- disk changes ---------------------------------------------------------------------
 
-    def refresh_from_disk(self, path: Path) -> None:
-        """Re-read one file from disk (or drop it when it is gone or no longer indexable)."""
+    def refresh_from_disk(self, path: Path, *, force: bool = False) -> None:
+        """Re-read one file from disk (or drop it when it is gone or no longer indexable).
+        Unless `force`, a file whose (mtime, size) is what was last indexed is not read."""
         key = str(path)
+        stamp = _disk_stamp(path)
         with self._lock:
             if key in self._open:
                 return
-        text = self._read(path) if self._indexable(path) else None
+            if not force and stamp is not None and self._disk_stamps.get(key) == stamp:
+                return
+        text = self._read(path) if stamp is not None and self._indexable(path) else None
         with self._lock:
             if key in self._open:
                 return
             if text is None:
                 self.chunks.remove_file(key)
+                self._disk_stamps.pop(key, None)
             else:
                 self.chunks.update_file(key, text)
+                if stamp is not None:
+                    self._disk_stamps[key] = stamp
 
     def apply_disk_changes(self, paths: set[Path]) -> None:
         """A coalesced batch of watcher events; a deleted folder drops every file under it."""
@@ -194,19 +210,46 @@ class WorkspaceIndex:
             for indexed in self.chunks.files():
                 if indexed.startswith(prefix) and not Path(indexed).exists():
                     self.chunks.remove_file(indexed)
+                    self._disk_stamps.pop(indexed, None)
             self.refresh_from_disk(path)
 
     def start_watching(self, settle_seconds: float = 0.3) -> None:
-        if self._watcher is None:
-            self._watcher = WorkspaceWatcher(self.root, self.apply_disk_changes, settle_seconds)
-            self._watcher.start()
+        with self._watch_lock:
+            if self._watcher is None and not self._closed.is_set():
+                self._watcher = WorkspaceWatcher(self.root, self.apply_disk_changes, settle_seconds)
+                self._watcher.start()
 
     def stop_watching(self) -> None:
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
+        with self._watch_lock:
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        """This index is no longer used: a running build stops at its next file, and no
+        watcher runs or starts for it."""
+        with self._watch_lock:
+            self._closed.set()
+        self.stop_watching()
 
     # -- queries ----------------------------------------------------------------------------
 
     def search(self, query: str, k: int, exclude_path: Path | None) -> list[ScoredChunk]:
         return self.chunks.search(query, k, str(exclude_path) if exclude_path else None)
+
+
+def _disk_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime_ns, size) of a regular file, None when it is gone or not a file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if path.is_file() else None

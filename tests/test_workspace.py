@@ -1,5 +1,6 @@
 """Which files are indexed, open buffers over disk, and the file watcher."""
 
+import os
 import time
 from pathlib import Path
 
@@ -99,3 +100,35 @@ def test_secret_and_ignored_buffers_opened_in_the_editor_are_never_retrievable(t
         index.refresh_from_disk(tmp_path / rel)  # and the watcher's event for the save
     assert index.search("API_KEY hunter2_token", 10, None) == []
     assert [Path(f).name for f in index.chunks.files()] == ["app.py"]
+
+
+def test_watcher_rereads_a_changed_file_once_not_on_its_own_reads(tmp_path: Path):
+    # watchdog also reports `opened` and `closed_no_write`; reading a changed file to
+    # re-index it used to queue it again, forever.
+    path = _write(tmp_path, "a.py", "first_name = 1\n")
+    _write(tmp_path, "b.py", "other = 2\n")
+    index = WorkspaceIndex(tmp_path)
+    index.build()
+    reads: list[Path] = []
+    real_read = index._read
+
+    def counting_read(p: Path) -> str | None:
+        reads.append(p)
+        return real_read(p)
+
+    index._read = counting_read  # type: ignore[method-assign]
+    index.start_watching(settle_seconds=0.1)
+    try:
+        path.write_text("second_name = 1\n")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not index.search("second_name", 1, None):
+            time.sleep(0.05)
+        assert index.search("second_name", 1, None)
+        time.sleep(2.0)  # long enough for several settle periods of a feedback loop
+        assert reads == [path]
+        (tmp_path / "b.py").read_text()  # a read by another program: nothing to do
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns))  # same stamp
+        time.sleep(1.0)
+        assert reads == [path]
+    finally:
+        index.stop_watching()

@@ -1,0 +1,59 @@
+"""Lines as LSP counts them: a line ends at `\\n`, `\\r\\n` or `\\r`, and nowhere else.
+
+Python's `str.splitlines()` (and so pygls) also breaks at `\\x0b`, `\\x0c`, `\\x1c`-`\\x1e`,
+`\\x85`, U+2028 and U+2029; a form feed earlier in a file would then move every position
+after it. Everything that maps an editor's (line, character) to text goes through here.
+"""
+
+from __future__ import annotations
+
+import re
+
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_WITH_END = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def lsp_lines(text: str) -> list[str]:
+    """The lines of `text`, each with its line break (like `splitlines(True)`, LSP's rule)."""
+    return _LINE_WITH_END.findall(text)
+
+
+def offset_at(text: str, line: int, character: int) -> int:
+    """The offset of (line, character in code points); positions past a line's end or past
+    the last line are clamped to that end."""
+    breaks = list(LINE_BREAK.finditer(text))
+    line = min(max(line, 0), len(breaks))
+    start = breaks[line - 1].end() if line > 0 else 0
+    end = breaks[line].start() if line < len(breaks) else len(text)
+    return start + min(max(character, 0), end - start)
+
+
+def _units(char: str, encoding: str) -> int:
+    if encoding == "utf-8":
+        return len(char.encode("utf-8"))
+    if encoding == "utf-32":
+        return 1
+    return 2 if ord(char) > 0xFFFF else 1  # UTF-16, LSP's default
+
+
+def position_from_client_units(
+    text: str, line: int, character: int, encoding: str = "utf-16"
+) -> tuple[int, int]:
+    """An editor's (line, character in `encoding` code units) as (line, character in code
+    points), clamped to the document: a line past the last one is the end of the text, a
+    character past the end of its line is that line's end (before its line break)."""
+    breaks = list(LINE_BREAK.finditer(text))
+    if line < 0:
+        return 0, 0
+    if line > len(breaks):
+        line = len(breaks)
+        character = 1 << 62
+    start = breaks[line - 1].end() if line > 0 else 0
+    end = breaks[line].start() if line < len(breaks) else len(text)
+    used = points = 0
+    for char in text[start:end]:
+        if used >= character:
+            break
+        used += _units(char, encoding)
+        points += 1
+    return line, points
