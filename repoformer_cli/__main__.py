@@ -142,12 +142,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host, _, port = args.tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
-        protocol_in, protocol_out = _claim_stdio()
+        protocol_in, protocol_out = claim_stdio()
         server.start_io(protocol_in, protocol_out)
     return 0
 
 
-def _claim_stdio() -> tuple[BinaryIO, BinaryIO]:
+def claim_stdio() -> tuple[BinaryIO, BinaryIO]:
     """Give the protocol private copies of stdin/stdout; point fds 0/1 elsewhere.
 
     Native code (llama.cpp) and child processes inherit fds 0 and 1: a stray print would

@@ -55,3 +55,42 @@ class FakeGenerator(CharTokenizer):
             stats.generated_tokens += 1
             yield Step(ord(ch), -0.1, ch.encode())
         yield Step(0, -0.1, b"")
+
+
+class InstantGenerator(FakeGenerator):
+    """The fast test tier's generator (tests/fast_server.py): deterministic and instant,
+    with what the server needs of a loaded model. `step_delay_s` slows each generated
+    token, so tests can catch a request while it runs; it stops when told to."""
+
+    def __init__(self, output: str = "value = compute(x)\n", step_delay_s: float = 0.0) -> None:
+        from pathlib import Path
+
+        super().__init__(output)
+        self.path = Path("instant-test-generator")
+        self.load_seconds = 0.0
+        self.n_threads = 1
+        self.step_delay_s = step_delay_s
+
+    def set_threads(self, n: int | None = None) -> None:
+        pass
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self.decode(ids)
+
+    def greedy(
+        self,
+        prompt,
+        max_tokens,
+        stats,
+        on_prefill=None,
+        should_stop=lambda: False,
+        decision_at=None,
+    ):
+        import time
+
+        for step in super().greedy(prompt, max_tokens, stats, on_prefill, should_stop, decision_at):
+            if should_stop():
+                return
+            if self.step_delay_s:
+                time.sleep(self.step_delay_s)
+            yield step

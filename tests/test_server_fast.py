@@ -1,0 +1,273 @@
+"""The fast protocol tier: the real server over stdio (pygls, handlers, settings, index,
+engine) with an instant, deterministic generator (tests/fast_server.py) instead of the
+model, so debounce, supersede, stale results, settings, index rebuilds, positions and the
+lifecycle are tested in seconds. `make test-fast` runs these (and every test not marked
+`model`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
+
+from tests.lsp_helpers import (
+    complete_at_end,
+    decisions,
+    init_params,
+    open_doc,
+    wait_for_log,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = "value = compute(x)\n"
+# Each generated token takes 50 ms, so a request can be caught while it runs (one
+# completion of OUTPUT takes about a second).
+STEP_DELAY_S = "0.05"
+
+
+def fast_server(**env: str) -> ClientServerConfig:
+    return ClientServerConfig(
+        server_command=[sys.executable, "-m", "tests.fast_server"],
+        server_env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "REPOFORMER_TEST_OUTPUT": OUTPUT,
+            "REPOFORMER_TEST_STEP_DELAY_S": STEP_DELAY_S,
+            **env,
+        },
+    )
+
+
+def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+        ),
+    )
+
+
+async def push_settings(client: LanguageClient, settings: dict[str, Any]) -> None:
+    after = len(client.log_messages)
+    client.set_configuration({"repoformer": settings})
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"repoformer": settings})
+    )
+    await wait_for_log(client, "repoformer settings: retrieval.mode=", after=after)
+
+
+async def next_record(client: LanguageClient, before: int, timeout: float = 30) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(decisions(client)) <= before and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    return decisions(client)[before]
+
+
+def change(client: LanguageClient, uri: str, version: int, text: str) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
+
+
+@pytest_lsp.fixture(config=fast_server(), scope="module")
+async def client(lsp_client: LanguageClient, workspace: Path):
+    lsp_client.set_configuration({"repoformer": {"retrieval": {"mode": "never"}}})
+    await lsp_client.initialize_session(init_params(workspace))
+    await wait_for_log(lsp_client, "repoformer index:")
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_completes_through_the_real_server(client: LanguageClient, workspace: Path):
+    text = "def f(x):\n    return "
+    uri = open_doc(client, workspace / "fast_a.py", text)
+    completion, record = await complete_at_end(client, uri, text)
+    assert completion == OUTPUT.strip()
+    assert record["mode"] == "never" and record["completion_chars"] == len(completion)
+    assert record["line"] == 1 and record["character"] == len("    return ")
+
+
+async def test_form_feeds_and_non_bmp_text_do_not_move_the_cursor(
+    client: LanguageClient, workspace: Path
+):
+    # pygls's splitlines() took \x0c, \x85 and U+2028 for line breaks, so the cursor's line
+    # was the wrong one; a non-BMP character counts two UTF-16 units.
+    text = "a = 1\x0c\nb = 2\x85c\u2028\nlabel = '😀' + "
+    uri = open_doc(client, workspace / "fast_ff.py", text)
+    before = len(decisions(client))
+    await client.text_document_inline_completion_async(
+        inline_params(uri, 2, len("label = '😀' + ") + 1)  # + 1: the emoji is 2 units
+    )
+    record = await next_record(client, before)
+    assert (record["line"], record["character"]) == (2, len("label = '😀' + "))
+    # An incremental edit after the form feed lands where the client put it.
+    await push_settings(client, {"retrieval": {"mode": "never"}, "log": {"promptIds": True}})
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(types.Position(1, 0), types.Position(1, 1)), text="bee"
+                )
+            ],
+        )
+    )
+    before = len(decisions(client))
+    await client.text_document_inline_completion_async(
+        inline_params(uri, 2, len("label = '😀' + ") + 1)
+    )
+    record = await next_record(client, before)
+    prompt = "".join(chr(i) for i in record["prompt_ids"] if i < 1_000_000)
+    assert "a = 1\x0c\nbee = 2\x85c\u2028\n" in prompt
+    await push_settings(client, {"retrieval": {"mode": "never"}, "log": {"promptIds": False}})
+
+
+async def test_cursor_on_the_empty_last_line_stays_there(client: LanguageClient, workspace: Path):
+    text = "import os\n"
+    uri = open_doc(client, workspace / "fast_eof.py", text)
+    before = len(decisions(client))
+    await client.text_document_inline_completion_async(inline_params(uri, 1, 0))
+    record = await next_record(client, before)
+    assert (record["line"], record["character"]) == (1, 0)
+
+
+async def test_a_newer_request_supersedes_the_older(client: LanguageClient, workspace: Path):
+    text = "def g(x):\n    return "
+    uri = open_doc(client, workspace / "fast_b.py", text)
+    first, second = await asyncio.gather(
+        client.text_document_inline_completion_async(inline_params(uri, 1, 11)),
+        client.text_document_inline_completion_async(inline_params(uri, 1, 11)),
+    )
+    assert first is not None and len(first.items) == 0  # dropped during the debounce
+    assert second is not None and second.items[0].insert_text == OUTPUT.strip()
+
+
+async def test_a_newer_document_version_stops_the_running_completion(
+    client: LanguageClient, workspace: Path
+):
+    await push_settings(
+        client,
+        {"retrieval": {"mode": "never"}, "completion": {"debounceMs": 0, "typeThrough": False}},
+    )
+    text = "def h(x):\n    return "
+    uri = open_doc(client, workspace / "fast_c.py", text)
+    before = len(decisions(client))
+    running = asyncio.ensure_future(
+        client.text_document_inline_completion_async(inline_params(uri, 1, 11))
+    )
+    await asyncio.sleep(0.3)  # generating: about 1 s for the whole answer
+    change(client, uri, 2, text + "x")
+    result = await running
+    assert result is not None and len(result.items) == 0
+    record = await next_record(client, before)
+    # Stopped as soon as the new version arrived, not run to the end and dropped as stale.
+    assert record.get("error") == "superseded", record
+    await push_settings(client, {"retrieval": {"mode": "never"}, "completion": {"debounceMs": 50}})
+
+
+async def test_settings_changes_apply_to_the_next_request(client: LanguageClient, workspace: Path):
+    text = "def k(x):\n    return "
+    uri = open_doc(client, workspace / "fast_d.py", text)
+    await push_settings(client, {"retrieval": {"mode": "always"}})
+    _, record = await complete_at_end(client, uri, text)
+    assert record["mode"] == "always" and record["retrieved"] is True and record["chunks"]
+    await push_settings(client, {"retrieval": {"mode": "never"}})
+    _, record = await complete_at_end(client, uri, text + " ")
+    assert record["mode"] == "never" and record["retrieved"] is False
+
+
+async def test_changing_watch_files_rebuilds_the_index(client: LanguageClient, workspace: Path):
+    after = len(client.log_messages)
+    await push_settings(client, {"retrieval": {"mode": "never", "watchFiles": False}})
+    await wait_for_log(client, "repoformer index:", after=after, timeout=30)
+    after = len(client.log_messages)
+    await push_settings(client, {"retrieval": {"mode": "never", "watchFiles": True}})
+    await wait_for_log(client, "repoformer index:", after=after, timeout=30)
+
+
+async def test_a_failing_model_load_is_reported_and_recoverable(
+    client: LanguageClient, workspace: Path
+):
+    text = "def m(x):\n    return "
+    uri = open_doc(client, workspace / "fast_e.py", text)
+    await push_settings(
+        client, {"retrieval": {"mode": "never"}, "model": {"path": "/x/explode.gguf"}}
+    )
+    await wait_for_log(client, "repoformer model error: RuntimeError")
+    completion, record = await complete_at_end(client, uri, text)
+    assert completion == "" and "RuntimeError" in record["error"]
+    ends = [
+        v.message
+        for reports in client.progress_reports.values()
+        for v in reports
+        if isinstance(v, types.WorkDoneProgressEnd)
+    ]
+    assert "model unavailable" in ends  # the progress report was ended
+    await push_settings(client, {"retrieval": {"mode": "never"}, "model": {"path": ""}})
+    completion, record = await complete_at_end(client, uri, text + " ")
+    assert completion == OUTPUT.strip() and "error" not in record
+
+
+def _failing_configuration_client() -> LanguageClient:
+    client = LanguageClient(converter_factory=pytest_lsp.client.default_converter)
+
+    def configuration(ls: LanguageClient, params: types.ConfigurationParams) -> None:
+        raise RuntimeError("this client cannot answer workspace/configuration")
+
+    register_lsp_features(
+        client, {**DEFAULT_CLIENT_FEATURES, types.WORKSPACE_CONFIGURATION: configuration}
+    )
+    return client
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(
+        server_command=fast_server().server_command,
+        server_env=fast_server().server_env,
+        client_factory=_failing_configuration_client,
+    ),
+)
+async def failing_client(lsp_client: LanguageClient, tmp_path: Path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one" / "lib.py").write_text("def helper():\n    return 1\n")
+    params = init_params(tmp_path / "one", {"retrieval": {"mode": "always"}})
+    params.workspace_folders = [
+        types.WorkspaceFolder(uri=(tmp_path / d).as_uri(), name=d) for d in ("one", "two")
+    ]
+    await lsp_client.initialize_session(params)
+    await wait_for_log(lsp_client, "repoformer index:")
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_initialization_options_survive_a_failing_configuration_request(
+    failing_client: LanguageClient, tmp_path: Path
+):
+    await wait_for_log(failing_client, "repoformer settings: workspace/configuration failed")
+    text = "def use():\n    return "
+    uri = open_doc(failing_client, tmp_path / "one" / "use.py", text)
+    _, record = await complete_at_end(failing_client, uri, text)
+    assert record["mode"] == "always"  # from initializationOptions, not the default
+
+
+async def test_multi_root_says_which_folders_are_not_indexed(
+    failing_client: LanguageClient, tmp_path: Path
+):
+    message = await wait_for_log(failing_client, "repoformer: multi-root workspace")
+    assert (tmp_path / "two").as_uri() in message and str(tmp_path / "one") in message
