@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VSIX := editor-configs/vscode/repoformer-lsp.vsix
 
-.PHONY: demo test lint model bootstrap clean editors neovim
+.PHONY: demo test test-fast lint model bootstrap clean editors neovim
 
 bootstrap: $(STAMP)
 
@@ -44,6 +44,11 @@ neovim:
 
 test: model lint editors
 	$(BIN)/python -m pytest -q
+
+# The fast tier alone: every test that needs no model (the protocol tests run the real
+# server with an instant test generator), in about a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not model"
 
 clean:
 	rm -rf $(VENV)

@@ -15,13 +15,21 @@ from typing import Any
 
 
 class StdioPeer:
-    def __init__(self, cwd: Path | None = None, stderr: Any = subprocess.DEVNULL) -> None:
+    def __init__(
+        self,
+        cwd: Path | None = None,
+        stderr: Any = subprocess.DEVNULL,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`command`: another server command (the tests' fast server); `env`: its environment."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "repoformer_cli", "serve"],
+            command or [sys.executable, "-m", "repoformer_cli", "serve"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
             cwd=cwd,
+            env=env,
         )
         self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()  # everything, in order
         self.replies: dict[int, tuple[float, dict[str, Any]]] = {}  # id -> (arrival, reply)

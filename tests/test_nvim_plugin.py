@@ -99,8 +99,11 @@ def test_mode_command_and_decision_log(nvim):
     seen = len(nvim.exec_lua("return require('repoformer').records()"))
     nvim.input("o    low = low_stock(")
     _wait(nvim, f"return #require('repoformer').records() > {seen}", "a record after the switch")
-    nvim.input("<C-]><Esc>")
-    assert not nvim.exec_lua("return require('repoformer').visible()")
+    _wait(nvim, "return require('repoformer').visible()", "the suggestion to be shown")
+    nvim.input("<C-]>")  # dismiss, still in insert mode (<Esc> would hide it anyway)
+    _wait(nvim, "return not require('repoformer').visible()", "the dismiss key to hide it")
+    assert nvim.api.get_mode()["mode"] == "i"
+    nvim.input("<Esc>")
     assert nvim.exec_lua("return require('repoformer').records()")[-1]["mode"] == "never"
     nvim.command("RepoformerLog")
     log_lines = nvim.current.buffer[:]

@@ -132,3 +132,36 @@ def test_watcher_rereads_a_changed_file_once_not_on_its_own_reads(tmp_path: Path
         assert reads == [path]
     finally:
         index.stop_watching()
+
+
+def test_a_closed_index_stops_its_build_and_never_starts_a_watcher(tmp_path: Path):
+    # A settings change during indexing replaces the index: the old build must stop and
+    # must not start a watcher on an index nobody uses.
+    for i in range(200):
+        _write(tmp_path, f"m{i}.py", f"value_{i} = {i}\n")
+    index = WorkspaceIndex(tmp_path)
+    seen: list[int] = []
+
+    def progress(done: int, total: int, path: str) -> None:
+        seen.append(done)
+        if done == 10:
+            index.close()
+
+    assert index.build(progress) == 200
+    assert max(seen) == 10  # stopped at the next file
+    assert len(index.chunks.files()) == 10
+    index.start_watching()
+    assert not index.watching
+
+
+def test_close_stops_a_running_watcher(tmp_path: Path):
+    _write(tmp_path, "a.py", "x = 1\n")
+    index = WorkspaceIndex(tmp_path)
+    index.build()
+    index.start_watching(settle_seconds=0.05)
+    assert index.watching
+    index.close()
+    assert not index.watching
+    _write(tmp_path, "b.py", "created_after_close = 1\n")
+    time.sleep(0.5)
+    assert index.chunks.files() == [str(tmp_path / "a.py")]
