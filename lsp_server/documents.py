@@ -85,9 +85,9 @@ class IndexFeed:
         except Exception:  # a bad buffer must not stop the feed
             log.exception("indexing %s failed", path)
 
-    def flush(self) -> None:
-        """Wait until every queued change is in the index (tests, shutdown)."""
-        self._executor.submit(lambda: None).result()
+    def flushed(self) -> Future[None]:
+        """Done when every change queued so far is in the index."""
+        return self._executor.submit(lambda: None)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -540,6 +540,35 @@ async def inline_completion(
     return types.InlineCompletionList(items=items)
 
 
+STATUS_COMMAND = "repoformer.status"
+
+
+@server.command(STATUS_COMMAND)
+async def status(ls: RepoformerServer, *args: Any) -> dict[str, Any]:
+    """What the server is doing, for editors' health checks and the stress benchmark:
+    the model's state, the index (files, chunks, a digest of its content, whether it is
+    built and watched) and the server's threads."""
+    await asyncio.wrap_future(ls.index_feed.flushed())  # edits received so far are indexed
+    index = ls.index
+    model = "ready" if ls.generator is not None else ("error" if ls.model_error else "loading")
+    return {
+        "version": __version__,
+        "root": str(ls.root) if ls.root else None,
+        "model": {"state": model, "error": ls.model_error},
+        "mode": ls.settings.completion.mode,
+        "index": None
+        if index is None
+        else {
+            "files": len(index.chunks.files()),
+            "chunks": len(index.chunks),
+            "ready": index.ready.is_set(),
+            "watching": index.watching,
+            "digest": index.chunks.digest(),
+        },
+        "threads": sorted(t.name for t in threading.enumerate()),
+    }
+
+
 @server.feature(types.SHUTDOWN)
 def shutdown(ls: RepoformerServer, params: None) -> None:
     """Stop the file watcher."""

@@ -126,6 +126,19 @@ class ChunkIndex:
         with self._lock:
             return sorted(self._file_chunks)
 
+    def digest(self) -> str:
+        """A hash of every file's chunks (paths, line spans, text): two indexes with the
+        same digest hold the same chunks (the stress check compares against a fresh build)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for path in self.files():
+            h.update(path.encode("utf-8", "surrogatepass") + b"\0")
+            for c in self.chunks_of(path):
+                h.update(f"{c.start_line}:{c.end_line}\0".encode())
+                h.update(c.text.encode("utf-8", "surrogatepass") + b"\0")
+        return h.hexdigest()
+
     def chunks_of(self, path: str) -> list[Chunk]:
         with self._lock:
             return [self._chunks[cid] for cid in self._file_chunks.get(path, ())]

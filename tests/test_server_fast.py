@@ -271,3 +271,33 @@ async def test_multi_root_says_which_folders_are_not_indexed(
 ):
     message = await wait_for_log(failing_client, "repoformer: multi-root workspace")
     assert (tmp_path / "two").as_uri() in message and str(tmp_path / "one") in message
+
+
+async def _status(client: LanguageClient) -> dict[str, Any]:
+    return await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="repoformer.status")
+    )
+
+
+async def test_status_reports_an_index_equal_to_a_fresh_build(
+    failing_client: LanguageClient, tmp_path: Path
+):
+    from retrieval.workspace_index import WorkspaceIndex
+
+    root = tmp_path / "one"
+    buffer = "def typed_in_the_editor():\n    return helper()\n"
+    open_doc(failing_client, root / "buffer.py", buffer)
+    (root / "written_outside.py").write_text("def from_a_formatter():\n    return 2\n")
+    fresh = WorkspaceIndex(root)
+    fresh.build()
+    fresh.open_document(root / "buffer.py", buffer)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    status = await _status(failing_client)
+    while status["index"]["digest"] != fresh.chunks.digest() and loop.time() < deadline:
+        await asyncio.sleep(0.1)  # the watcher's settle time
+        status = await _status(failing_client)
+    assert status["index"]["digest"] == fresh.chunks.digest()
+    assert status["index"]["files"] == 3 and status["index"]["watching"] is True
+    assert status["model"] == {"state": "ready", "error": None}
+    assert status["mode"] == "always"
