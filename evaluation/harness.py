@@ -42,10 +42,16 @@ def run_eval(
     mid_line_only: bool = False,
     line_in_middle: bool = True,
     cfc_format: str | None = None,
+    project_set: str = "eval",
 ) -> int:
-    """`cfc_format`: None is the server's rendering (`CompletionOptions`)."""
+    """`cfc_format`: None is the server's rendering (`CompletionOptions`). `project_set`:
+    the list of `evaluation/repos.toml` to run (`eval`: the fresh projects; `eval_popular`:
+    the popular, likely memorized ones)."""
     lists = repo_lists()
-    requirements = repos or (lists["smoke"] if smoke else lists["eval"])
+    if project_set not in lists:
+        print(f"error: no list {project_set!r} in repos.toml ({', '.join(lists)})", file=sys.stderr)
+        return 2
+    requirements = repos or (lists["smoke"] if smoke else lists[project_set])
     if smoke:
         per_type = min(per_type, 1)
     roots: dict[str, Path] = {}
@@ -92,6 +98,7 @@ def run_eval(
         "model": str(model_path),
         "model_name": model_path.name,
         "policy_model": str(policy_model) if policy_model else None,
+        "project_set": "repos" if repos else ("smoke" if smoke else project_set),
         "repos": requirements,
         "seed": seed,
         "per_type": per_type,

@@ -176,10 +176,36 @@ def machine_meta() -> dict[str, Any]:
 
     return {
         "date": time.strftime("%Y-%m-%d"),
+        "commit": source_commit(),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
     }
+
+
+def source_commit() -> str | None:
+    """The checkout's commit, with `-dirty` when files differ from it (None outside git)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}-dirty" if dirty else head
 
 
 def write_markdown(report: dict[str, Any], path: Path) -> None:

@@ -28,6 +28,7 @@ from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
+from watchdog.observers.api import BaseObserver
 
 from lsp_server.documents import IndexFeed, LspWorkspace
 from lsp_server.settings import SECTION, Settings, parse_settings
@@ -566,6 +567,8 @@ async def status(ls: RepoformerServer, *args: Any) -> dict[str, Any]:
             "digest": index.chunks.digest(),
         },
         "threads": sorted(t.name for t in threading.enumerate()),
+        # Live file-watcher observers: one while watching, none otherwise (more is a leak).
+        "watchers": sum(isinstance(t, BaseObserver) for t in threading.enumerate()),
     }
 
 

@@ -196,6 +196,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         mid_line_only=args.mid_line,
         line_in_middle=not args.line_in_prefix,
         cfc_format=args.cfc_format,
+        project_set=args.project_set,
     )
 
 
@@ -334,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threshold", type=float, default=CONFIDENCE_THRESHOLD)
     ev.add_argument("--live", type=int, default=2, help="tasks also run through live selective")
     ev.add_argument("--repo", action="append", help="pinned requirement(s) instead of the list")
+    ev.add_argument(
+        "--set",
+        default="eval",
+        dest="project_set",
+        help="list of evaluation/repos.toml: eval (fresh, the default) or eval_popular",
+    )
     ev.add_argument("--every", type=int, default=1, help="run every Nth task only")
     ev.add_argument(
         "--offset", type=int, default=0, help="with --every: start at this task (a disjoint subset)"

@@ -12,15 +12,19 @@ from evaluation.tasks import TASK_TYPES, sample_tasks
 
 def test_eval_and_train_projects_are_disjoint_and_pinned():
     lists = repo_lists()
-    assert len(lists["eval"]) >= 12
-    assert all(
-        "==" in r or (r.startswith("npm:") and "@" in r) for r in lists["eval"] + lists["train"]
-    )
-    assert sum(r.startswith("npm:") for r in lists["eval"]) >= 2  # not only Python
-    eval_names = {project_name(r) for r in lists["eval"]}
-    train_names = {project_name(r) for r in lists["train"]}
-    assert not eval_names & train_names
-    assert set(lists["smoke"]) <= set(lists["eval"])
+    assert len(lists["eval"]) >= 16 and len(lists["train"]) >= 24  # the fresh sets
+    assert len(lists["eval_popular"]) >= 12
+    everything = [r for name in lists for r in lists[name]]
+    assert all("==" in r or (r.startswith("npm:") and "@" in r) for r in everything)
+    assert sum(r.startswith("npm:") for r in lists["eval_popular"]) >= 2  # not only Python
+    for held_out, training in (("eval", "train"), ("eval_popular", "train_popular")):
+        assert not {project_name(r) for r in lists[held_out]} & {
+            project_name(r) for r in lists[training]
+        }
+    fresh = {project_name(r) for r in lists["eval"] + lists["train"]}
+    popular = {project_name(r) for r in lists["eval_popular"] + lists["train_popular"]}
+    assert not fresh & popular
+    assert set(lists["smoke"]) <= set(lists["eval"] + lists["eval_popular"])
 
 
 def test_metrics_follow_the_paper():

@@ -299,5 +299,5 @@ async def test_status_reports_an_index_equal_to_a_fresh_build(
         status = await _status(failing_client)
     assert status["index"]["digest"] == fresh.chunks.digest()
     assert status["index"]["files"] == 3 and status["index"]["watching"] is True
-    assert status["model"] == {"state": "ready", "error": None}
+    assert status["model"] == {"state": "ready", "error": None} and status["watchers"] == 1
     assert status["mode"] == "always"
