@@ -282,6 +282,25 @@ def cmd_bench_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_memorization(args: argparse.Namespace) -> int:
+    from evaluation.memorization import run_memorization
+
+    report = run_memorization(
+        Path(args.model_path) if args.model_path else pull_base_model(),
+        args.sets or ["eval", "eval_popular"],
+        Path(args.out),
+        n_files=args.files,
+        max_tokens=args.tokens,
+        seed=args.seed,
+        eval_results=[Path(p) for p in args.eval_results or []],
+        n_threads=args.threads,
+    )
+    flagged = [r["project"] for r in report["projects"] if r["scores_like_popular"]]
+    print((Path(args.out) / "memorization.md").read_text())
+    print(f"flagged: {', '.join(flagged) or 'none'}")
+    return 0
+
+
 def cmd_bench_stress(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
@@ -382,6 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--queries", type=int, default=200)
     index.add_argument("--out", default="benchmarks/results/index-latest")
     index.set_defaults(func=cmd_bench_index)
+    memo = bench_sub.add_parser("memorization", help="how familiar the model is with each project")
+    memo.add_argument(
+        "--set", action="append", dest="sets", help="lists (default: eval, eval_popular)"
+    )
+    memo.add_argument("--files", type=int, default=3, help="files per project")
+    memo.add_argument("--tokens", type=int, default=384, help="tokens read per file")
+    memo.add_argument("--seed", type=int, default=0)
+    memo.add_argument("--model-path", help="GGUF (default: the default model)")
+    memo.add_argument("--eval-results", action="append", help="results.jsonl for never EM/ES")
+    memo.add_argument("--threads", type=int, help=THREADS_HELP)
+    memo.add_argument("--out", default="benchmarks/results/memorization-latest")
+    memo.set_defaults(func=cmd_bench_memorization)
     stress = bench_sub.add_parser("stress", help="rapid requests, edits and cancellations")
     stress.add_argument("--workspace", default="examples/workspace")
     stress.add_argument("--requests", type=int, default=300)
