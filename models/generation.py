@@ -38,6 +38,32 @@ STOP_SPECIALS = (
 )
 
 
+def busy_other_threads(loadavg: Path = Path("/proc/loadavg"), samples: int = 3) -> int | None:
+    """How many threads other than the caller are running or waiting for a core now
+    (Linux's run queue, the 4th field of /proc/loadavg, a few reads averaged); None
+    where it cannot be read."""
+    counts = []
+    for i in range(samples):
+        try:
+            running = int(loadavg.read_text().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        counts.append(running - 1)  # the reading thread itself is running
+        if i + 1 < samples:
+            time.sleep(0.002)
+    return max(0, int(sum(counts) / len(counts)))
+
+
+def threads_for_load(max_threads: int, cores: int, busy: int | None) -> int:
+    """llama.cpp threads for the next pass: the idle cores, at least 1, at most
+    `max_threads`. Its threads wait for each other at every step, so one thread that
+    shares a core with a busy process slows them all (measured: a request took 23 s
+    instead of 6.8 s beside two busy processes on 2 cores, with 2 threads)."""
+    if busy is None:
+        return max_threads
+    return max(1, min(max_threads, cores - busy))
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     token: int
@@ -54,6 +80,7 @@ class PassStats:
     prefill_ms: float = 0.0
     generated_tokens: int = 0
     generation_ms: float = 0.0
+    threads: int = 0  # llama.cpp threads the pass ran with
 
 
 class LlamaGenerator:
@@ -70,7 +97,12 @@ class LlamaGenerator:
         # otherwise take every core for them, and a job given one thread still slowed a
         # second one beside it (labelling: 79 s a blank instead of 14 s).
         cores = os.cpu_count() or 1
+        self.cores = cores
         threads, batch_threads = (n_threads, n_threads) if n_threads else (min(cores, 8), cores)
+        # No thread count configured: each pass takes the cores that are idle at its start.
+        self.adaptive_threads = n_threads is None
+        self._threads_override: int | None = None  # set_threads(n) by online serving
+        self._threads_now = (threads, batch_threads)
         try:
             # verbose=False keeps llama.cpp quiet. (Redirecting fd 2 around the load
             # instead stalled the server's I/O under pytest-lsp: don't.)
@@ -124,10 +156,24 @@ class LlamaGenerator:
     def set_threads(self, n: int | None = None) -> None:
         """Threads for the following evaluations (None: back to the configured number).
         Online serving gives each of two concurrent passes a share of the cores."""
+        self._threads_override = n
+        n = n or self.n_threads
+        self._apply_threads(n, n)
+
+    def _apply_threads(self, threads: int, batch_threads: int) -> None:
         import llama_cpp
 
-        n = n or self.n_threads
-        llama_cpp.llama_set_n_threads(self.llm.ctx, n, n)
+        if (threads, batch_threads) != self._threads_now:
+            llama_cpp.llama_set_n_threads(self.llm.ctx, threads, batch_threads)
+            self._threads_now = (threads, batch_threads)
+
+    def adapt_threads(self) -> int:
+        """Before a pass: as many threads as there are idle cores (see threads_for_load),
+        unless a thread count is configured or online serving set one. Returns it."""
+        if self.adaptive_threads and self._threads_override is None:
+            n = threads_for_load(self.n_threads, self.cores, busy_other_threads())
+            self._apply_threads(n, n if n < self.n_threads else self.cores)
+        return self._threads_now[0]
 
     def _lookup_special(self, name: str) -> int | None:
         if name not in self._special:
@@ -190,6 +236,7 @@ class LlamaGenerator:
             raise ValueError(f"prompt of {len(prompt)} tokens + {max_tokens} exceeds n_ctx")
         llm = self.llm
         started = time.perf_counter()
+        stats.threads = self.adapt_threads()
         cached = llm.input_ids[: llm.n_tokens]
         common = 0
         limit = min(len(cached), len(prompt) - 1)  # re-evaluate at least one token for logits
