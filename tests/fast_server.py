@@ -27,6 +27,7 @@ def load_instant_generator(settings: Settings, report: PullProgress) -> LoadedGe
         os.environ.get("REPOFORMER_TEST_OUTPUT", "value = compute(x)\n"),
         float(os.environ.get("REPOFORMER_TEST_STEP_DELAY_S", "0")),
     )
+    generator.path = generator.path.with_name(f"instant-{settings.model_name}")
     return generator, None  # type: ignore[return-value]
 
 

@@ -67,3 +67,26 @@ def test_model_without_fim_tokens_is_refused_with_the_fix(tmp_path: Path):
     no_fim.write_bytes(data.replace(b"<|fim_", b"<|xim_"))
     with pytest.raises(ModelFileError, match=r"no fill-in-the-middle tokens.*Qwen2\.5-Coder"):
         LlamaGenerator(no_fim)
+
+
+def test_model_list_names_every_model_with_size_and_checksum():
+    import subprocess
+    import sys
+
+    from models.files import MODELS
+
+    out = subprocess.run(
+        [sys.executable, "-m", "repoformer_cli", "model", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name, model in MODELS.items():
+        assert name in out and model.sha256 in out and f"{model.size / 1e6:.0f} MB" in out
+
+
+def test_unknown_model_name_says_which_exist():
+    from models.files import packaged_model
+
+    with pytest.raises(ModelFileError, match=r"unknown model 'big'.*qwen2\.5-coder-1\.5b"):
+        packaged_model("big")

@@ -301,3 +301,16 @@ async def test_status_reports_an_index_equal_to_a_fresh_build(
     assert status["index"]["files"] == 3 and status["index"]["watching"] is True
     assert status["model"] == {"state": "ready", "error": None} and status["watchers"] == 1
     assert status["mode"] == "always"
+
+
+async def test_model_name_switches_the_loaded_model(client: LanguageClient, workspace: Path):
+    after = len(client.log_messages)
+    await push_settings(
+        client, {"retrieval": {"mode": "never"}, "model": {"name": "qwen2.5-coder-1.5b"}}
+    )
+    await wait_for_log(client, "repoformer model loaded: instant-qwen2.5-coder-1.5b", after=after)
+    after = len(client.log_messages)
+    await push_settings(
+        client, {"retrieval": {"mode": "never"}, "model": {"name": "qwen2.5-coder-0.5b"}}
+    )
+    await wait_for_log(client, "repoformer model loaded: instant-qwen2.5-coder-0.5b", after=after)

@@ -46,3 +46,11 @@ def test_online_serving_setting_reaches_the_completion_options():
     assert errors == [] and settings.completion.online is True
     _, errors = parse_settings({"completion": {"online": "yes"}})
     assert errors and "completion.online" in errors[0]
+
+
+def test_model_name_chooses_a_packaged_model_and_rejects_others():
+    settings, errors = parse_settings({"model": {"name": "qwen2.5-coder-1.5b"}})
+    assert settings.model_name == "qwen2.5-coder-1.5b" and not errors
+    settings, errors = parse_settings({"model": {"name": "gpt-5"}})
+    assert settings.model_name == Settings().model_name
+    assert errors and "model.name" in errors[0] and "qwen2.5-coder-0.5b" in errors[0]
