@@ -77,18 +77,27 @@ def run_memorization(
     seed: int = 0,
     eval_results: list[Path] | None = None,
     n_threads: int | None = None,
+    reuse: Path | None = None,
 ) -> dict[str, Any]:
+    """`reuse`: an earlier memorization.json of the same model and options, whose
+    log-probs are kept (then only new projects are read, and the EM/ES columns refreshed)."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(
-        model_path=str(model_path),
-        n_ctx=max_tokens + 8,
-        n_batch=max_tokens + 8,
-        logits_all=True,
-        n_threads=n_threads,
-        n_threads_batch=n_threads,
-        verbose=False,
-    )
+    earlier: dict[tuple[str, str], dict[str, Any]] = {}
+    if reuse is not None:
+        old = json.loads(reuse.read_text())
+        same = all(
+            old["meta"][k] == v
+            for k, v in (
+                ("model", str(model_path)),
+                ("files_per_project", n_files),
+                ("tokens_per_file", max_tokens),
+                ("seed", seed),
+            )
+        )
+        if same:
+            earlier = {(r["set"], r["project"]): r for r in old["projects"]}
+    llm: Any = None
     scores: dict[str, dict[str, float]] = {}
     for results in eval_results or []:
         scores.update(never_scores(results))
@@ -96,6 +105,21 @@ def run_memorization(
     rows: list[dict[str, Any]] = []
     for set_name in sets:
         for requirement in lists[set_name]:
+            done = earlier.get((set_name, requirement))
+            if done is not None:
+                keep = ("set", "project", "files", "tokens", "mean_logprob")
+                rows.append({**{k: done[k] for k in keep}, **scores.get(requirement, {})})
+                continue
+            if llm is None:
+                llm = llama_cpp.Llama(
+                    model_path=str(model_path),
+                    n_ctx=max_tokens + 8,
+                    n_batch=max_tokens + 8,
+                    logits_all=True,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    verbose=False,
+                )
             root = fetch_repo(requirement)
             files = project_files(root, requirement, n_files, seed)
             per_file = [mean_token_logprob(llm, text, max_tokens) for _, text in files]

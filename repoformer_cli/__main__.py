@@ -316,6 +316,7 @@ def cmd_bench_memorization(args: argparse.Namespace) -> int:
         seed=args.seed,
         eval_results=[Path(p) for p in args.eval_results or []],
         n_threads=args.threads,
+        reuse=Path(args.reuse) if args.reuse else None,
     )
     flagged = [r["project"] for r in report["projects"] if r["scores_like_popular"]]
     print((Path(args.out) / "memorization.md").read_text())
@@ -441,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     memo.add_argument("--model-path", help="GGUF (default: the default model)")
     memo.add_argument("--eval-results", action="append", help="results.jsonl for never EM/ES")
     memo.add_argument("--threads", type=int, help=THREADS_HELP)
+    memo.add_argument("--reuse", help="an earlier memorization.json whose log-probs are kept")
     memo.add_argument("--out", default="benchmarks/results/memorization-latest")
     memo.set_defaults(func=cmd_bench_memorization)
     stress = bench_sub.add_parser("stress", help="rapid requests, edits and cancellations")
