@@ -170,17 +170,15 @@ def pull_default_model(
         return base
     if head is None or not head.exists():
         return base
-    import hashlib
-
-    from training.export import export_model
+    from models.head_gguf import write_head
 
     digest = hashlib.sha256(head.read_bytes()).hexdigest()[:12]
     target = base.with_name(f"{base.stem}.repoformer-{digest}.gguf")
-    if target.exists() and target.with_suffix(".verify.json").exists():
+    if target.exists():  # written atomically: it exists only once complete
         return target
     if progress is not None:
         progress("writing the retrieve token into the model", 0, 1)
-    return export_model(base, head, target)
+    return write_head(base, head, target)[0]
 
 
 def is_installed(name: str) -> bool:

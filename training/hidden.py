@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-OUTPUT_TENSOR = "output.weight"
+from models.head_gguf import OUTPUT_TENSOR
 
 
 def read_output_matrix(gguf_path: Path) -> np.ndarray:
