@@ -8,7 +8,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from evaluation.report import build_report, machine_meta, write_markdown, write_plot
+from evaluation.report import (
+    build_report,
+    machine_meta,
+    source_commit,
+    write_markdown,
+    write_plot,
+)
 from evaluation.repos import fetch_repo, repo_lists
 from evaluation.runner import load_rows, run_tasks
 from evaluation.tasks import Task, mid_line, sample_tasks
@@ -47,6 +53,7 @@ def run_eval(
     """`cfc_format`: None is the server's rendering (`CompletionOptions`). `project_set`:
     the list of `evaluation/repos.toml` to run (`eval`: the fresh projects; `eval_popular`:
     the popular, likely memorized ones)."""
+    commit = source_commit()  # of the code that runs, before any edit made meanwhile
     lists = repo_lists()
     if project_set not in lists:
         print(f"error: no list {project_set!r} in repos.toml ({', '.join(lists)})", file=sys.stderr)
@@ -95,6 +102,7 @@ def run_eval(
         return 1
     meta = {
         **machine_meta(),
+        "commit": commit if not report_only else machine_meta()["commit"],
         "model": str(model_path),
         "model_name": model_path.name,
         "policy_model": str(policy_model) if policy_model else None,
