@@ -75,7 +75,11 @@ def run_eval(
     model_path = model or pull_default_model()
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
+    commit_file = out / "commit.txt"  # the code the results came from (appended runs add one)
     if not report_only:
+        known = commit_file.read_text().split() if commit_file.exists() else []
+        if commit and commit not in known:
+            commit_file.write_text(" ".join([*known, commit]) + "\n")
         generator = LlamaGenerator(model_path, n_threads=n_threads)
         policy = LlamaGenerator(policy_model) if policy_model else None
         base = CompletionOptions(
@@ -102,7 +106,7 @@ def run_eval(
         return 1
     meta = {
         **machine_meta(),
-        "commit": commit if not report_only else machine_meta()["commit"],
+        "commit": commit_file.read_text().strip() if commit_file.exists() else commit,
         "model": str(model_path),
         "model_name": model_path.name,
         "policy_model": str(policy_model) if policy_model else None,
