@@ -130,6 +130,14 @@ def build_report(
     }
     if all("policy_p_retrieve" in r for r in rows):
         decision["auroc_policy_model"] = auroc([r["policy_p_retrieve"] for r in rows], labels)
+    intervals = {
+        "auroc_confidence_policy": bootstrap_auroc(p, labels),
+        "auroc_best_jaccard": bootstrap_auroc(jac, labels),
+    }
+    if all("policy_p_retrieve" in r for r in rows):
+        policy_p = [r["policy_p_retrieve"] for r in rows]
+        intervals["auroc_policy_model"] = bootstrap_auroc(policy_p, labels)
+    decision["intervals_95"] = intervals
 
     live = [r for r in rows if "selective_live" in r]
     live_check = None
@@ -154,6 +162,8 @@ def build_report(
         }
     return {
         "meta": meta,
+        "paired": paired_differences(rows, sel_default),
+        "by_project": by_project(rows),
         "modes": modes,
         "threshold_sweep": sweep,
         "latency_components_ms": components,
@@ -161,6 +171,83 @@ def build_report(
         "by_language": by_language,
         "live_selective_check": live_check,
     }
+
+
+BOOTSTRAP = 10_000  # resamples for the 95% intervals (tasks resampled with replacement)
+
+
+def _interval(values: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Mean and percentile-bootstrap 95% interval of per-task values (paired differences)."""
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    means = values[rng.integers(0, n, size=(BOOTSTRAP, n))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(values.mean()), "lo": float(lo), "hi": float(hi), "n": n}
+
+
+def bootstrap_auroc(
+    scores: list[float], labels: list[bool], seed: int = 0, resamples: int = 2000
+) -> dict[str, float] | None:
+    """AUROC with a percentile-bootstrap 95% interval (resamples without both classes skipped)."""
+    point = auroc(scores, labels)
+    if point is None:
+        return None
+    rng = np.random.default_rng(seed)
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
+    values = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(s), size=len(s))
+        value = auroc(s[idx].tolist(), y[idx].tolist())
+        if value is not None:
+            values.append(value)
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return {"auroc": point, "lo": float(lo), "hi": float(hi), "width": float(hi - lo)}
+
+
+def paired_differences(
+    rows: list[dict[str, Any]], selective: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """always - never (ES, EM) and selective - max(never, always), per task, with 95%
+    bootstrap intervals; overall and per task type; helped / hurt / tied counts."""
+    out: dict[str, Any] = {}
+    types = sorted({r["type"] for r in rows})
+    for name in ["all", *types]:
+        keep = [i for i, r in enumerate(rows) if name == "all" or r["type"] == name]
+        never = np.array([rows[i]["never"]["es"] for i in keep])
+        always = np.array([rows[i]["always"]["es"] for i in keep])
+        sel = np.array([selective[i]["es"] for i in keep])
+        em = np.array([float(rows[i]["always"]["em"]) - rows[i]["never"]["em"] for i in keep])
+        diff = always - never
+        out[name] = {
+            "always_minus_never_es": _interval(diff),
+            "always_minus_never_em": _interval(100 * em),
+            # Paired against whichever fixed mode scores better on these tasks.
+            "selective_minus_best_mode_es": _interval(
+                sel - (always if always.mean() > never.mean() else never)
+            ),
+            "best_of_both_es": float(np.maximum(never, always).mean()),
+            "helped": int((diff > 0).sum()),
+            "hurt": int((diff < 0).sum()),
+            "tied": int((diff == 0).sum()),
+        }
+    return out
+
+
+def by_project(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per project: never EM/ES, always ES, and always - never."""
+    out = {}
+    for repo in sorted({r["repo"] for r in rows}):
+        rs = [r for r in rows if r["repo"] == repo]
+        never = float(np.mean([r["never"]["es"] for r in rs]))
+        always = float(np.mean([r["always"]["es"] for r in rs]))
+        out[repo] = {
+            "tasks": len(rs),
+            "never_em": 100 * float(np.mean([r["never"]["em"] for r in rs])),
+            "never_es": never,
+            "always_es": always,
+            "always_minus_never_es": always - never,
+        }
+    return out
 
 
 def machine_meta() -> dict[str, Any]:
@@ -233,6 +320,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
             f"| {a['latency_ms_p50']:.0f} | {a['latency_ms_p95']:.0f} "
             f"| {a['speedup_vs_always']:.2f}x |"
         )
+    lines += _paired_markdown(report)
     if len(report.get("by_language", {})) > 1:
         lines += [
             "",
@@ -288,6 +376,54 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _ci(d: dict[str, float], digits: int = 1) -> str:
+    return f"{d['mean']:+.{digits}f} [{d['lo']:+.{digits}f}, {d['hi']:+.{digits}f}]"
+
+
+def _paired_markdown(report: dict[str, Any]) -> list[str]:
+    paired = report.get("paired")
+    if not paired:
+        return []
+    lines = [
+        "",
+        "## Paired differences (per task; 95% bootstrap intervals)",
+        "",
+        "| tasks | n | always - never ES | always - never EM | selective - max(never, always) ES "
+        "| helped / hurt / tied | best of both ES |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, p in paired.items():
+        lines.append(
+            f"| {name} | {p['always_minus_never_es']['n']} | {_ci(p['always_minus_never_es'])} "
+            f"| {_ci(p['always_minus_never_em'])} | {_ci(p['selective_minus_best_mode_es'])} "
+            f"| {p['helped']} / {p['hurt']} / {p['tied']} | {p['best_of_both_es']:.1f} |"
+        )
+    intervals = report["decision_quality"].get("intervals_95", {})
+    if intervals:
+        lines += ["", "| signal | AUROC [95%] | interval width |", "|---|---|---|"]
+        for name, v in intervals.items():
+            if v is not None:
+                lines.append(
+                    f"| {name.removeprefix('auroc_')} | {v['auroc']:.3f} "
+                    f"[{v['lo']:.3f}, {v['hi']:.3f}] | {v['width']:.3f} |"
+                )
+    projects = report.get("by_project", {})
+    if projects:
+        lines += [
+            "",
+            "## By project",
+            "",
+            "| project | tasks | never EM | never ES | always ES | always - never ES |",
+            "|---|---|---|---|---|---|",
+        ]
+        for repo, v in projects.items():
+            lines.append(
+                f"| {repo} | {v['tasks']} | {v['never_em']:.1f} | {v['never_es']:.1f} "
+                f"| {v['always_es']:.1f} | {v['always_minus_never_es']:+.1f} |"
+            )
+    return lines
 
 
 def write_plot(report: dict[str, Any], path: Path) -> None:

@@ -175,3 +175,29 @@ def test_mid_line_tasks_put_the_cursor_after_the_typed_start_of_the_line(workspa
         left, right = request.split()
         assert left.endswith(m.typed) and right.startswith("\n")
         assert mid_line(original) == m  # the same cut every time
+
+
+def test_paired_differences_and_auroc_intervals():
+    from evaluation.report import bootstrap_auroc, by_project, paired_differences
+
+    rows = [
+        {"repo": "a", "type": "line", "never": {"es": 50.0, "em": False},
+         "always": {"es": 70.0, "em": True}},
+        {"repo": "a", "type": "line", "never": {"es": 60.0, "em": False},
+         "always": {"es": 60.0, "em": False}},
+        {"repo": "b", "type": "api", "never": {"es": 80.0, "em": True},
+         "always": {"es": 40.0, "em": False}},
+    ]  # fmt: skip
+    selective = [{"es": 70.0}, {"es": 60.0}, {"es": 80.0}]
+    paired = paired_differences(rows, selective)
+    diff = paired["all"]["always_minus_never_es"]
+    assert diff["mean"] == pytest.approx(-20 / 3) and diff["lo"] <= diff["mean"] <= diff["hi"]
+    assert (paired["all"]["helped"], paired["all"]["hurt"], paired["all"]["tied"]) == (1, 1, 1)
+    assert paired["all"]["best_of_both_es"] == pytest.approx(70.0)
+    assert paired["line"]["always_minus_never_es"]["n"] == 2
+    # never is the better fixed mode here: selective gains +20 on the first task only.
+    assert paired["all"]["selective_minus_best_mode_es"]["mean"] == pytest.approx(20 / 3)
+    assert by_project(rows)["b"]["always_minus_never_es"] == -40.0
+    ci = bootstrap_auroc([0.9, 0.8, 0.7, 0.1, 0.2, 0.3], [True, True, True, False, False, False])
+    assert ci is not None and ci["auroc"] == 1.0 and ci["lo"] <= 1.0 and ci["width"] >= 0
+    assert bootstrap_auroc([0.5], [True]) is None
