@@ -236,8 +236,8 @@ def paired_differences(
 def by_project(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per project: never EM/ES, always ES, and always - never."""
     out = {}
-    for repo in sorted({r["repo"] for r in rows}):
-        rs = [r for r in rows if r["repo"] == repo]
+    for repo in sorted({r.get("repo", "?") for r in rows}):
+        rs = [r for r in rows if r.get("repo", "?") == repo]
         never = float(np.mean([r["never"]["es"] for r in rs]))
         always = float(np.mean([r["always"]["es"] for r in rs]))
         out[repo] = {
