@@ -35,6 +35,7 @@ from lsp_server.settings import SECTION, Settings, parse_settings
 from models.engine import Cancelled, CompletionEngine, CompletionRequest, CompletionResult
 from models.files import MODELS, ModelFileError, PullProgress, is_installed, pull_default_model
 from models.generation import LlamaGenerator
+from models.record import DecisionRecord
 from models.remote import RemoteCompletions
 from models.text_lines import position_from_client_units
 from models.typethrough import TypeThroughCache
@@ -397,20 +398,14 @@ class RepoformerServer(LanguageServer):
         self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
 
     def _empty_record(self, request: CompletionRequest, error: str | None) -> dict[str, Any]:
-        record = {
-            "uri": request.uri,
-            "line": request.line,
-            "character": request.character,
-            "mode": self.settings.completion.mode,
-            "p_retrieve": None,
-            "retrieved": False,
-            "chunks": [],
-            "timings_ms": {"decision": 0.0, "retrieval": 0.0, "generation": 0.0, "total": 0.0},
-            "completion_chars": 0,
-        }
-        if error is not None:
-            record["error"] = error
-        return record
+        """The record of a request answered without running the model."""
+        return DecisionRecord(
+            uri=request.uri,
+            line=request.line,
+            character=request.character,
+            mode=self.settings.completion.mode,
+            error=error,
+        ).as_dict()
 
 
 class _Progress:

@@ -17,7 +17,6 @@ Retrieval modes:
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +25,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from models.decision import POLICIES, confidence_probability, sigmoid
-from models.generation import LlamaGenerator, PassStats
+from models.decider import CONFIDENCE_THRESHOLD, Decider, resolve_policy
+from models.generation import LlamaGenerator, Pass, PassStats
+from models.online import ContextRace
 from models.prompt import FimContext, Prompt, PromptBudget, build_prompt, fim_context
+from models.record import DecisionRecord
 from models.remote import RemoteCancelled, RemoteCompletions
 from models.shape import CompletionShape
 from models.text_lines import offset_at
@@ -36,10 +37,11 @@ from retrieval.index import ScoredChunk
 from retrieval.syntax import CursorSyntax, cursor_syntax, syntax_query
 from retrieval.workspace_index import WorkspaceIndex
 
+__all__ = ["CONFIDENCE_THRESHOLD", "CompletionEngine", "CompletionOptions", "CompletionRequest"]
+
 Mode = Literal["selective", "always", "never"]
 MODES: tuple[Mode, ...] = ("selective", "always", "never")
 QUERIES = ("lines", "syntax")
-CONFIDENCE_THRESHOLD = 0.5  # the confidence policy's default threshold
 
 
 class Cancelled(Exception):
@@ -98,13 +100,6 @@ class CompletionResult:
     decision_logits: np.ndarray | None = None
 
 
-@dataclass
-class _Pass:
-    text: str
-    stats: PassStats
-    abandoned: bool = False
-
-
 def retrieval_query(left: str, n_lines: int) -> str:
     """The last `n_lines` non-blank lines before the cursor's line (the RepoEval query).
 
@@ -114,8 +109,101 @@ def retrieval_query(left: str, n_lines: int) -> str:
     return "\n".join(lines[-n_lines:])
 
 
+@dataclass
+class Cursor:
+    """The request's text around the cursor, ready for a prompt: the whitespace step.
+
+    A prompt ending in indentation splits the usual "    if" tokens and the model indents
+    again, so the prompt ends at the line start (`indent` is removed from the answer
+    afterwards); trailing blanks typed after code are held back by `models.prompt` and
+    generated again (removed from the answer too). `restore` undoes both."""
+
+    left: str
+    right: str
+    indent: str
+    syntax: CursorSyntax | None
+    shape: CompletionShape
+    max_tokens: int
+
+    @classmethod
+    def of(cls, request: CompletionRequest, options: CompletionOptions) -> Cursor:
+        left, right = request.split()
+        # The definitions around the cursor are only needed by the syntax query; without
+        # them the file is parsed only when the line ends in a block opener.
+        syntax = cursor_syntax(str(request.path), left, right, scope=options.query == "syntax")
+        indent = left.rsplit("\n", 1)[-1]
+        if indent and not indent.strip():
+            left = left[: -len(indent)]
+        else:
+            indent = ""
+        opens_block = syntax.opens_block if syntax is not None else None
+        shape = CompletionShape.at_cursor(
+            left, right, options.max_lines, request.path.suffix, opens_block
+        )
+        max_tokens = options.max_tokens_block if shape.multiline else options.max_tokens_line
+        return cls(left, right, indent, syntax, shape, max_tokens)
+
+    def restore(self, text: str, context: FimContext) -> str:
+        """The answer as it goes after the cursor: without the whitespace the user typed."""
+        if context.held_back:  # generated again by the model
+            kept = len(text) - len(text.lstrip(" \t"))
+            text = text[min(kept, len(context.held_back)) :]
+        if self.indent:
+            text = text[len(self.indent) :] if text.startswith(self.indent) else text.lstrip(" \t")
+        return text
+
+
+@dataclass
+class _Timings:
+    decision: float = 0.0
+    retrieval: float = 0.0
+    prefill: float = 0.0
+    generation: float = 0.0
+
+    def add_pass(self, result: Pass) -> None:
+        self.prefill += result.stats.prefill_ms
+        self.generation += result.stats.generation_ms
+
+
+class _Retrieval:
+    """The chunks of other files for this request: searched once, when first needed."""
+
+    def __init__(
+        self,
+        engine: CompletionEngine,
+        request: CompletionRequest,
+        cursor: Cursor,
+        options: CompletionOptions,
+        timings: _Timings,
+    ) -> None:
+        self._engine, self._request, self._cursor = engine, request, cursor
+        self._options, self._timings = options, timings
+        self._found: list[ScoredChunk] | None = None
+
+    def __call__(self) -> list[ScoredChunk]:
+        if self._found is None:
+            t = time.perf_counter()
+            self._found = self._engine.search(self._request, self._cursor, self._options)
+            self._timings.retrieval += (time.perf_counter() - t) * 1000
+        return self._found
+
+
+@dataclass
+class _Outcome:
+    """What the generation step produced: the answer's pass and the prompt it came from."""
+
+    result: Pass
+    prompt: Prompt
+    online: str | None = None
+
+
 class CompletionEngine:
-    """Completes code at a cursor with a generator and (optionally) a workspace index."""
+    """Completes code at a cursor with a generator and (optionally) a workspace index.
+
+    The request path, in order (`complete`): the cursor's text (`Cursor.of`), retrieval
+    (`_Retrieval`, lazily), the prompt (`prompt`), the decision (`Decider`, fed by the
+    no-retrieval pass), generation (`_generate_*`), the answer's whitespace
+    (`Cursor.restore`) and the record (`_record`)."""
 
     def __init__(
         self,
@@ -140,241 +228,170 @@ class CompletionEngine:
         started = time.perf_counter()
         if is_cancelled():  # superseded while it waited for the model: no work at all
             raise Cancelled()
-        left, right = request.split()
-        # The definitions around the cursor are only needed by the syntax query; without
-        # them the file is parsed only when the line ends in a block opener.
-        syntax = cursor_syntax(str(request.path), left, right, scope=options.query == "syntax")
-        # A prompt ending in indentation splits the usual "    if" tokens and the model
-        # indents again; end the prompt at the line start and remove that indent afterwards.
-        indent = left.rsplit("\n", 1)[-1]
-        if indent and not indent.strip():
-            left = left[: -len(indent)]
-        else:
-            indent = ""
-        shape = CompletionShape.at_cursor(
-            left,
-            right,
-            options.max_lines,
-            request.path.suffix,
-            syntax.opens_block if syntax is not None else None,
-        )
-        max_tokens = options.max_tokens_block if shape.multiline else options.max_tokens_line
-        timings = {"decision": 0.0, "retrieval": 0.0, "prefill": 0.0, "generation": 0.0}
+        cursor = Cursor.of(request, options)
+        timings = _Timings()
+        retrieve = _Retrieval(self, request, cursor, options, timings)
+        context = fim_context(self.generator, cursor.left, cursor.right, options.budget)
         policy, threshold = self.policy(options)
-        p_retrieve: float | None = None
-        chunks: list[ScoredChunk] = []
-        captured: dict[str, Any] = {}
-        final_prompt: Prompt
-        head = self.generator.retrieve_head
-        context = fim_context(self.generator, left, right, options.budget)
-
-        retrieved: list[list[ScoredChunk]] = []
-
-        def retrieve() -> list[ScoredChunk]:
-            if not retrieved:  # once per request
-                t = time.perf_counter()
-                retrieved.append(self._retrieve(request, left, right, syntax, options))
-                timings["retrieval"] += (time.perf_counter() - t) * 1000
-            return retrieved[0]
-
-        # With a remote generator the local pass stops once it has decided.
-        remote_decides_only = self.remote is not None and options.mode == "selective"
-
-        def best_jaccard() -> float:
-            assert head is not None
-            found = retrieve() if head.jaccard_weight else []
-            return found[0].score if found else 0.0
-
-        def choose(p: float, point: str) -> bool:
-            """Record the decision; True abandons the pass (retrieving, in `selective`)."""
-            nonlocal p_retrieve, chunks
-            p_retrieve = p
-            captured["decided_at"] = time.perf_counter()
-            captured["decision_point"] = point
-            if options.mode != "selective" or p <= threshold:
-                return remote_decides_only
-            chunks = retrieve()
-            return bool(chunks) or remote_decides_only
-
-        def decide_at_prefill(logits: np.ndarray) -> bool:
-            """The retrieve token's policy, before the first token; True abandons the pass.
-            (In `never` mode it only records what the policy would have decided.)"""
-            if options.capture_decision_logits:
-                captured["logits"] = logits.copy()
-            if policy == "confidence" or head is None:
-                return False
-            z = head.prefill_logit(logits, best_jaccard())
-            if head.decides_at_first_line:
-                captured["prefill_logit"] = z  # the first line completes it
-                return False
-            return choose(sigmoid(z), "prefill")
-
-        def decide_at_first_line(logprobs: list[float]) -> bool:
-            """The confidence policy, or a head that also weighs the first line, once that
-            line is generated; True abandons."""
-            if policy == "confidence":
-                return choose(confidence_probability(logprobs), "first line")
-            if head is not None and head.decides_at_first_line:
-                p = head.at_first_line(captured["prefill_logit"], logprobs)
-                return choose(p, "first line")
-            return False
-
+        decider = Decider(
+            mode=options.mode,
+            policy=policy,
+            threshold=threshold,
+            head=self.generator.retrieve_head,
+            retrieve=retrieve,
+            # With a remote generator the local pass stops once it has decided.
+            decides_only=self.remote is not None and options.mode == "selective",
+            keep_logits=options.capture_decision_logits,
+        )
         with self.generator.lock:
             if is_cancelled():
                 raise Cancelled()
             if options.mode == "always":
-                chunks = retrieve()
-                final_prompt = self._prompt(request, context, options, chunks)
-                result = self._generate(final_prompt, shape, max_tokens, is_cancelled)
+                outcome = self._generate_with(
+                    request, context, options, retrieve(), cursor, is_cancelled
+                )
             elif options.mode == "never" and self.remote is not None:
-                final_prompt = self._prompt(request, context, options, [])
-                result = self._generate(final_prompt, shape, max_tokens, is_cancelled)
+                outcome = self._generate_with(request, context, options, [], cursor, is_cancelled)
             else:
-                final_prompt = self._prompt(request, context, options, [])
-                race: _ContextRace | None = None
-                online = options.online and options.mode == "selective" and self.remote is None
-                if online and self.parallel is not None and retrieve():
-                    race = _ContextRace(
-                        self,
-                        self._prompt(request, context, options, retrieve()),
-                        shape,
-                        max_tokens,
-                        is_cancelled,
-                    )
-
-                def decided(abandon: bool) -> bool:
-                    if race is not None and "decided_at" in captured and not abandon:
-                        race.cancel()  # not retrieving: the context pass stops, this one
-                        self.generator.set_threads()  # gets every core back
-                    return abandon
-
-                try:
-                    result = self._run(
-                        final_prompt,
-                        shape,
-                        max_tokens,
-                        is_cancelled,
-                        on_prefill=lambda logits: decided(decide_at_prefill(logits)),
-                        on_first_line=lambda lp: decided(decide_at_first_line(lp)),
-                    )
-                except BaseException:
-                    if race is not None:
-                        race.cancel()
-                    raise
-                finally:
-                    if race is not None:
-                        self.generator.set_threads()
-                if race is not None and not result.abandoned:
-                    race.cancel()
-                    captured["online"] = "kept the pass without context"
-                if "decided_at" in captured:
-                    timings["decision"] = (captured["decided_at"] - started) * 1000
-                if race is not None and result.abandoned:
-                    # Retrieving: the context pass, already under way, is the answer.
-                    timings["prefill"] += result.stats.prefill_ms
-                    timings["generation"] += result.stats.generation_ms
-                    final_prompt = race.prompt
-                    result = race.result()
-                    captured["online"] = "kept the pass with context"
-                elif result.abandoned or self.remote is not None:
-                    # Retrieving (or generating remotely): the local pass only decided.
-                    timings["prefill"] += result.stats.prefill_ms
-                    timings["generation"] += result.stats.generation_ms
-                    if chunks:
-                        final_prompt = self._prompt(request, context, options, chunks)
-                    result = self._generate(final_prompt, shape, max_tokens, is_cancelled)
-        text = result.text
-        if context.held_back:  # the whitespace the user typed, generated again by the model
-            kept = len(text) - len(text.lstrip(" \t"))
-            text = text[min(kept, len(context.held_back)) :]
-        if indent:
-            text = text[len(indent) :] if text.startswith(indent) else text.lstrip(" \t")
-        timings["prefill"] += result.stats.prefill_ms
-        timings["generation"] += result.stats.generation_ms
-        timings["total"] = (time.perf_counter() - started) * 1000
-        used = final_prompt.chunks
-        record: dict[str, Any] = {
-            "uri": request.uri or request.path.as_uri(),
-            "line": request.line,
-            "character": request.character,
-            "mode": options.mode,
-            "policy": policy if options.mode != "always" else "always",
-            "threshold": threshold if options.mode != "always" else None,
-            "p_retrieve": None if p_retrieve is None else round(p_retrieve, 4),
-            "retrieved": bool(used),
-            "chunks": [
-                {
-                    "path": self._display_path(c.chunk.path),
-                    "start_line": c.chunk.start_line,
-                    "end_line": c.chunk.end_line,
-                    "score": round(c.score, 4),
-                }
-                for c in used
-            ],
-            "multiline": shape.multiline,
-            "prompt_tokens": result.stats.prompt_tokens,
-            "reused_tokens": result.stats.reused_tokens,
-            "generated_tokens": result.stats.generated_tokens,
-            "threads": result.stats.threads,
-            "timings_ms": {k: round(v, 1) for k, v in timings.items()},
-            "completion_chars": len(text),
-        }
-        if self.remote is not None:
-            record["generator"] = self.remote.endpoint
-        if "decision_point" in captured:
-            record["decided_at"] = captured["decision_point"]
-        if "online" in captured:
-            record["online"] = captured["online"]
-        if options.record_prompt_ids:
-            record["prompt_ids"] = final_prompt.tokens
-        return CompletionResult(text, record, captured.get("logits"))
+                outcome = self._generate_deciding(
+                    request, context, options, cursor, decider, retrieve, timings, is_cancelled
+                )
+        if decider.decided_at is not None:
+            timings.decision = (decider.decided_at - started) * 1000
+        text = cursor.restore(outcome.result.text, context)
+        timings.add_pass(outcome.result)
+        record = self._record(request, options, decider, cursor, outcome, timings, started, text)
+        return CompletionResult(text, record.as_dict(), decider.logits)
 
     def policy(self, options: CompletionOptions) -> tuple[str, float]:
         """The policy that decides (`auto` resolved for this model) and its threshold."""
-        head = self.generator.retrieve_head
-        policy = options.policy
-        if policy not in POLICIES:
-            raise ValueError(f"unknown retrieval policy {policy!r}")
-        if policy == "auto":
-            policy = "threshold" if head is not None else "confidence"
-        if policy in ("threshold", "greedy") and head is None:
-            policy = "confidence"  # this model has no retrieve token
-        if policy == "greedy":
-            return policy, 0.5
-        if options.threshold is not None:
-            return policy, options.threshold
-        if policy == "threshold" and head is not None:
-            return policy, head.threshold
-        return policy, CONFIDENCE_THRESHOLD
+        return resolve_policy(options.policy, options.threshold, self.generator.retrieve_head)
 
-    # -- helpers ------------------------------------------------------------------------------
+    # -- generation -------------------------------------------------------------------------
 
-    def _retrieve(
+    def _generate_with(
         self,
         request: CompletionRequest,
-        left: str,
-        right: str,
-        syntax: CursorSyntax | None,
+        context: FimContext,
         options: CompletionOptions,
+        chunks: list[ScoredChunk],
+        cursor: Cursor,
+        is_cancelled: Callable[[], bool],
+    ) -> _Outcome:
+        """One pass with these chunks (none: the current file only); no decision."""
+        prompt = self.prompt(request, context, options, chunks)
+        return _Outcome(self._final(prompt, cursor, is_cancelled), prompt)
+
+    def _generate_deciding(
+        self,
+        request: CompletionRequest,
+        context: FimContext,
+        options: CompletionOptions,
+        cursor: Cursor,
+        decider: Decider,
+        retrieve: _Retrieval,
+        timings: _Timings,
+        is_cancelled: Callable[[], bool],
+    ) -> _Outcome:
+        """`selective` (and `never`, which only records the decision): the pass without
+        cross-file context feeds the decider; retrieving abandons it and generates again
+        with the chunks (or keeps online serving's context pass)."""
+        prompt = self.prompt(request, context, options, [])
+        race = self._start_race(request, context, options, cursor, retrieve, is_cancelled)
+
+        def decided(abandon: bool) -> bool:
+            if race is not None and decider.decided and not abandon:
+                race.cancel()  # not retrieving: the context pass stops
+            return abandon
+
+        try:
+            result = self._run(
+                prompt,
+                cursor.shape,
+                cursor.max_tokens,
+                is_cancelled,
+                on_prefill=lambda logits: decided(decider.at_prefill(logits)),
+                on_first_line=lambda logprobs: decided(decider.at_first_line(logprobs)),
+            )
+        except BaseException:
+            if race is not None:
+                race.cancel()
+            raise
+        if race is not None:
+            if not result.abandoned:
+                race.cancel()
+                return _Outcome(result, prompt, "kept the pass without context")
+            self.generator.set_threads()
+            timings.add_pass(result)  # retrieving: the context pass, under way, answers
+            return _Outcome(race.result(), race.prompt, "kept the pass with context")
+        if not result.abandoned and self.remote is None:
+            return _Outcome(result, prompt)
+        timings.add_pass(result)  # retrieving (or generating remotely): it only decided
+        if decider.chunks:
+            prompt = self.prompt(request, context, options, decider.chunks)
+        return _Outcome(self._final(prompt, cursor, is_cancelled), prompt)
+
+    def _start_race(
+        self,
+        request: CompletionRequest,
+        context: FimContext,
+        options: CompletionOptions,
+        cursor: Cursor,
+        retrieve: _Retrieval,
+        is_cancelled: Callable[[], bool],
+    ) -> ContextRace | None:
+        """Online serving: the pass with cross-file context, started at once."""
+        online = options.online and options.mode == "selective" and self.remote is None
+        if not online or self.parallel is None or not retrieve():
+            return None
+        prompt = self.prompt(request, context, options, retrieve())
+        return ContextRace(
+            self.generator,
+            self.parallel,
+            lambda p, shape, n, stop, g: self._run(p, shape, n, stop, generator=g),
+            prompt,
+            cursor.shape,
+            cursor.max_tokens,
+            is_cancelled,
+        )
+
+    def _final(self, prompt: Prompt, cursor: Cursor, is_cancelled: Callable[[], bool]) -> Pass:
+        """The final generation: in-process, or on the remote server when there is one."""
+        shape, max_tokens = cursor.shape, cursor.max_tokens
+        if self.remote is None:
+            return self._run(prompt, shape, max_tokens, is_cancelled)
+        if is_cancelled():
+            raise Cancelled()
+        stop = ["<|file_sep|>", "<|endoftext|>", "<|fim_pad|>", "<|repo_name|>"]
+        if not shape.multiline:
+            stop.append("\n")
+        try:
+            raw, ms = self.remote.complete(
+                self.generator.detokenize(prompt.tokens), max_tokens, stop, is_cancelled
+            )
+        except RemoteCancelled:
+            raise Cancelled() from None
+        if is_cancelled():
+            raise Cancelled()
+        stats = PassStats(prompt_tokens=len(prompt.tokens), generation_ms=ms)
+        return Pass(shape.cut(raw, finished=True) or "", stats)
+
+    # -- context, prompt, record ---------------------------------------------------------------
+
+    def search(
+        self, request: CompletionRequest, cursor: Cursor, options: CompletionOptions
     ) -> list[ScoredChunk]:
+        """The top chunks of other files for the request's retrieval query."""
         if self.index is None:
             return []
         query = request.query
-        if query is None and options.query == "syntax" and syntax is not None:
-            query = syntax_query(left, right, syntax, options.query_lines)
+        if query is None and options.query == "syntax" and cursor.syntax is not None:
+            query = syntax_query(cursor.left, cursor.right, cursor.syntax, options.query_lines)
         if query is None:
-            query = retrieval_query(left, options.query_lines)
+            query = retrieval_query(cursor.left, options.query_lines)
         return self.index.search(query, options.top_k, request.path)
 
-    def _display_path(self, path: str) -> str:
-        if self.index is not None:
-            try:
-                return Path(path).relative_to(self.index.root).as_posix()
-            except ValueError:
-                pass
-        return path
-
-    def _prompt(
+    def prompt(
         self,
         request: CompletionRequest,
         context: FimContext,
@@ -394,31 +411,65 @@ class CompletionEngine:
             layout=options.layout,
         )
 
-    def _generate(
+    def _record(
         self,
-        prompt: Prompt,
-        shape: CompletionShape,
-        max_tokens: int,
-        is_cancelled: Callable[[], bool],
-    ) -> _Pass:
-        """The final generation: in-process, or on the remote server when there is one."""
-        if self.remote is None:
-            return self._run(prompt, shape, max_tokens, is_cancelled)
-        if is_cancelled():
-            raise Cancelled()
-        stop = ["<|file_sep|>", "<|endoftext|>", "<|fim_pad|>", "<|repo_name|>"]
-        if not shape.multiline:
-            stop.append("\n")
-        try:
-            raw, ms = self.remote.complete(
-                self.generator.detokenize(prompt.tokens), max_tokens, stop, is_cancelled
-            )
-        except RemoteCancelled:
-            raise Cancelled() from None
-        if is_cancelled():
-            raise Cancelled()
-        stats = PassStats(prompt_tokens=len(prompt.tokens), generation_ms=ms)
-        return _Pass(shape.cut(raw, finished=True) or "", stats)
+        request: CompletionRequest,
+        options: CompletionOptions,
+        decider: Decider,
+        cursor: Cursor,
+        outcome: _Outcome,
+        timings: _Timings,
+        started: float,
+        text: str,
+    ) -> DecisionRecord:
+        stats, used = outcome.result.stats, outcome.prompt.chunks
+        always = options.mode == "always"
+        return DecisionRecord(
+            uri=request.uri or request.path.as_uri(),
+            line=request.line,
+            character=request.character,
+            mode=options.mode,
+            policy="always" if always else decider.policy,
+            threshold=None if always else decider.threshold,
+            p_retrieve=None if decider.p_retrieve is None else round(decider.p_retrieve, 4),
+            retrieved=bool(used),
+            chunks=[
+                {
+                    "path": self._display_path(c.chunk.path),
+                    "start_line": c.chunk.start_line,
+                    "end_line": c.chunk.end_line,
+                    "score": round(c.score, 4),
+                }
+                for c in used
+            ],
+            multiline=cursor.shape.multiline,
+            prompt_tokens=stats.prompt_tokens,
+            reused_tokens=stats.reused_tokens,
+            generated_tokens=stats.generated_tokens,
+            threads=stats.threads,
+            timings_ms={
+                "decision": round(timings.decision, 1),
+                "retrieval": round(timings.retrieval, 1),
+                "prefill": round(timings.prefill, 1),
+                "generation": round(timings.generation, 1),
+                "total": round((time.perf_counter() - started) * 1000, 1),
+            },
+            completion_chars=len(text),
+            generator=self.remote.endpoint if self.remote is not None else None,
+            decided_at=decider.point,
+            online=outcome.online,
+            prompt_ids=outcome.prompt.tokens if options.record_prompt_ids else None,
+        )
+
+    def _display_path(self, path: str) -> str:
+        if self.index is not None:
+            try:
+                return Path(path).relative_to(self.index.root).as_posix()
+            except ValueError:
+                pass
+        return path
+
+    # -- one pass -----------------------------------------------------------------------------
 
     def _run(
         self,
@@ -430,7 +481,7 @@ class CompletionEngine:
         on_prefill: Callable[[np.ndarray], bool] | None = None,
         on_first_line: Callable[[list[float]], bool] | None = None,
         generator: LlamaGenerator | None = None,
-    ) -> _Pass:
+    ) -> Pass:
         """Greedy generation until a stop rule; either hook may abandon the pass.
         `generator`: another context of the model (online serving's second pass)."""
         g = generator or self.generator
@@ -471,78 +522,17 @@ class CompletionEngine:
                     first_line_done = True
                     assert on_first_line is not None
                     if on_first_line(logprobs):
-                        return _Pass(text, stats, abandoned=True)
+                        return Pass(text, stats, abandoned=True)
             cut = shape.cut(text, finished=False)
             if cut is not None:
                 break
         if is_cancelled():
             raise Cancelled()  # stopped during the prefill
         if abandoned_at_prefill:
-            return _Pass("", stats, abandoned=True)
+            return Pass("", stats, abandoned=True)
         if not first_line_done:
             assert on_first_line is not None
             if on_first_line(logprobs):
-                return _Pass(text, stats, abandoned=True)
+                return Pass(text, stats, abandoned=True)
         final = cut if cut is not None else shape.cut(text, finished=True)
-        return _Pass(final or "", stats)
-
-
-class _ContextRace:
-    """Online serving's second pass: generation with cross-file context on the engine's
-    second llama context, started before the decision is known. The two passes share the
-    cores until the decision drops one (`cancel`) or picks this one (`result`)."""
-
-    def __init__(
-        self,
-        engine: CompletionEngine,
-        prompt: Prompt,
-        shape: CompletionShape,
-        max_tokens: int,
-        is_cancelled: Callable[[], bool],
-    ) -> None:
-        assert engine.parallel is not None
-        self.prompt = prompt
-        self._stop = threading.Event()
-        self._alone = threading.Event()
-        self._done = threading.Event()
-        self._outcome: list[_Pass | BaseException] = []
-        share = max(1, engine.generator.n_threads // 2)
-        engine.generator.set_threads(share)
-        second = engine.parallel
-        boosted = False
-
-        def should_stop() -> bool:
-            nonlocal boosted
-            if self._alone.is_set() and not boosted:  # the first pass is gone
-                second.set_threads()
-                boosted = True
-            return self._stop.is_set() or is_cancelled()
-
-        def work() -> None:
-            try:
-                with second.lock:
-                    second.set_threads(share)
-                    try:
-                        self._outcome.append(
-                            engine._run(prompt, shape, max_tokens, should_stop, generator=second)
-                        )
-                    finally:
-                        second.set_threads()
-            except BaseException as exc:  # handed to whoever asks for the result
-                self._outcome.append(exc)
-            finally:
-                self._done.set()
-
-        threading.Thread(target=work, name="online-context", daemon=True).start()
-
-    def cancel(self) -> None:
-        self._stop.set()
-
-    def result(self) -> _Pass:
-        """Wait for the context pass (with every core from now on)."""
-        self._alone.set()
-        self._done.wait()
-        outcome = self._outcome[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+        return Pass(final or "", stats)

@@ -83,6 +83,16 @@ class PassStats:
     threads: int = 0  # llama.cpp threads the pass ran with
 
 
+@dataclass
+class Pass:
+    """One generation pass: the completion text (cut by the stop rules), its timings, and
+    whether a decision hook abandoned it (to generate again with cross-file context)."""
+
+    text: str
+    stats: PassStats
+    abandoned: bool = False
+
+
 class LlamaGenerator:
     """A GGUF model loaded in-process. Thread-safe: one pass at a time."""
 

@@ -9,7 +9,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from lsp_server.settings import Settings, parse_settings
 from models.decision import POLICIES
@@ -34,22 +34,31 @@ from retrieval.workspace_index import WorkspaceIndex
 
 
 class _Bar:
-    """A one-line progress bar on stderr (stdout carries results)."""
+    """Model-pull progress as a tqdm bar on stderr (stdout carries results): one bar per
+    kind of step, parts while downloading and bytes while verifying."""
 
     def __init__(self) -> None:
-        self.last = ""
+        self._bar: Any = None
+        self._kind = ""
 
     def __call__(self, step: str, done: int, total: int) -> None:
-        frac = done / total if total else 1.0
-        line = f"\r[{'#' * int(30 * frac):<30}] {100 * frac:3.0f}% {step}"
-        if line != self.last:
-            sys.stderr.write(line[:120].ljust(len(self.last)))
-            sys.stderr.flush()
-            self.last = line
+        from tqdm import tqdm
+
+        kind = step.split(" ", 1)[0]
+        if self._bar is None or kind != self._kind or self._bar.total != total:
+            self.close()
+            scale = kind == "verifying"  # bytes
+            self._bar = tqdm(
+                total=total, file=sys.stderr, unit="B" if scale else " parts", unit_scale=scale
+            )
+            self._kind = kind
+        self._bar.set_description_str(step[:48], refresh=False)
+        self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
-        if self.last:
-            sys.stderr.write("\n")
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _model_path(settings: Settings) -> Path:

@@ -1,0 +1,112 @@
+"""The retrieval decision of one request, fed by its no-retrieval pass.
+
+`selective` starts generating without cross-file context. The pass calls `at_prefill`
+with the logits at the decision position (before the first token) and `at_first_line`
+with the log-probs of the first generated line; either may say "retrieve", which
+abandons the pass (the engine then generates again with the chunks). In `never` mode the
+same calls only record what the policy would have decided.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from models.decision import POLICIES, RetrieveHead, confidence_probability, sigmoid
+from retrieval.index import ScoredChunk
+
+CONFIDENCE_THRESHOLD = 0.5  # the confidence policy's default threshold
+
+
+def resolve_policy(
+    policy: str, threshold: float | None, head: RetrieveHead | None
+) -> tuple[str, float]:
+    """The policy that decides (`auto` resolved for a model with or without the retrieve
+    token) and its threshold."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown retrieval policy {policy!r}")
+    if policy == "auto":
+        policy = "threshold" if head is not None else "confidence"
+    if policy in ("threshold", "greedy") and head is None:
+        policy = "confidence"  # this model has no retrieve token
+    if policy == "greedy":
+        return policy, 0.5
+    if threshold is not None:
+        return policy, threshold
+    if policy == "threshold" and head is not None:
+        return policy, head.threshold
+    return policy, CONFIDENCE_THRESHOLD
+
+
+class Decider:
+    """Decides once per request; what it decided is in its attributes afterwards.
+
+    `retrieve` fetches the chunks (once; the engine caches it). `decides_only`: the pass
+    that feeds the decision is not the answer (a remote server generates), so it stops as
+    soon as the decision is known.
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        policy: str,
+        threshold: float,
+        head: RetrieveHead | None,
+        retrieve: Callable[[], list[ScoredChunk]],
+        decides_only: bool = False,
+        keep_logits: bool = False,
+    ) -> None:
+        self.mode = mode
+        self.policy = policy
+        self.threshold = threshold
+        self.head = head
+        self._retrieve = retrieve
+        self._decides_only = decides_only
+        self._keep_logits = keep_logits
+        self._prefill_logit: float | None = None  # a first-line head's prefill part
+        self.p_retrieve: float | None = None
+        self.point: str | None = None  # "prefill" or "first line", once decided
+        self.decided_at: float | None = None  # time.perf_counter() when decided
+        self.chunks: list[ScoredChunk] = []  # what the decision retrieved
+        self.logits: np.ndarray | None = None  # at the decision position, when kept
+
+    @property
+    def decided(self) -> bool:
+        return self.point is not None
+
+    def at_prefill(self, logits: np.ndarray) -> bool:
+        """The retrieve token's policy, before the first token; True abandons the pass."""
+        if self._keep_logits:
+            self.logits = logits.copy()
+        head = self.head
+        if self.policy == "confidence" or head is None:
+            return False
+        found = self._retrieve() if head.jaccard_weight else []
+        z = head.prefill_logit(logits, found[0].score if found else 0.0)
+        if head.decides_at_first_line:
+            self._prefill_logit = z  # the first line completes it
+            return False
+        return self._choose(sigmoid(z), "prefill")
+
+    def at_first_line(self, logprobs: list[float]) -> bool:
+        """The confidence policy, or a head that also weighs the first line, once that
+        line is generated; True abandons the pass."""
+        if self.policy == "confidence":
+            return self._choose(confidence_probability(logprobs), "first line")
+        head = self.head
+        if head is not None and head.decides_at_first_line:
+            assert self._prefill_logit is not None
+            return self._choose(head.at_first_line(self._prefill_logit, logprobs), "first line")
+        return False
+
+    def _choose(self, p: float, point: str) -> bool:
+        self.p_retrieve = p
+        self.decided_at = time.perf_counter()
+        self.point = point
+        if self.mode != "selective" or p <= self.threshold:
+            return self._decides_only
+        self.chunks = self._retrieve()
+        return bool(self.chunks) or self._decides_only

@@ -1,0 +1,50 @@
+"""The decision record: one per inline-completion request, in the editor's log.
+
+One typed structure for every producer (the engine, the server's early answers and
+errors, the CLI's `complete --json`, the evaluation), so every record has the same
+fields. The optional ones appear only when they apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+TIMINGS = ("decision", "retrieval", "prefill", "generation", "total")
+
+
+@dataclass
+class DecisionRecord:
+    uri: str
+    line: int  # LSP (0-based) cursor, in code points
+    character: int
+    mode: str
+    policy: str | None = None  # who decided ("always" in always mode)
+    threshold: float | None = None
+    p_retrieve: float | None = None
+    retrieved: bool = False
+    chunks: list[dict[str, Any]] = field(default_factory=list)  # path, start/end line, score
+    multiline: bool | None = None
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    generated_tokens: int = 0
+    threads: int = 0
+    timings_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMINGS, 0.0))
+    completion_chars: int = 0
+    # Only when they apply:
+    generator: str | None = None  # a remote server's endpoint
+    decided_at: str | None = None  # "prefill" or "first line"
+    online: str | None = None  # which pass online serving kept
+    prompt_ids: list[int] | None = None  # log.promptIds
+    cache: str | None = None  # "type-through"
+    error: str | None = None  # cancelled, superseded, or why the model is unavailable
+    stale: bool | None = None  # finished after its document changed: not shown
+
+    OPTIONAL = ("generator", "decided_at", "online", "prompt_ids", "cache", "error", "stale")
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in self.OPTIONAL:
+            if out[key] is None:
+                del out[key]
+        return out
