@@ -2,8 +2,8 @@
 labelling budgets (256/128/256): ES, positive share and the best Jaccard score's AUROC.
 
 usage (from the repository root):
-  .venv/bin/python benchmarks/results/label-full-budget/compare.py training/data/labels.jsonl \
-      benchmarks/results/label-full-budget/labels-full-budget.jsonl
+  .venv/bin/python benchmarks/compare_labels_full_budget.py training/data/labels.jsonl \
+      benchmarks/results/archive/label-full-budget/labels-full-budget.jsonl
 """
 
 import sys
