@@ -396,7 +396,7 @@ def run_benchmark(
         model_runs = [r for r in run["records"] if "cache" not in r and "error" not in r]
         floor = bare_floor(model_runs, model)
         report["configs"][name] = summarize(run, floor)
-        (out / f"{name.replace(', ', '-')}.jsonl").write_text(
+        (out / f"{name.replace(', ', '-').replace(' ', '-')}.jsonl").write_text(
             "".join(
                 json.dumps({k: v for k, v in r.items() if k != "prompt_ids"}) + "\n"
                 for r in run["records"]

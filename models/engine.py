@@ -63,7 +63,7 @@ class CompletionOptions:
     budget: PromptBudget = field(default_factory=PromptBudget)
     # The chunks commented out at the start of the prefix (the paper's rendering): with the
     # default 0.5B model, Qwen's repository format made completions worse with retrieval
-    # than without it; see benchmarks/results/cfc-comment-vs-repo.md.
+    # than without it; see benchmarks/results/cfc-format/2026-11-27-133212d127/comparison.md.
     cfc_format: str = "comment"
     layout: str = "psm"  # or "spm" (suffix first); see models.prompt
     max_tokens_line: int = 48

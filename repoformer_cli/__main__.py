@@ -490,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit = train_sub.add_parser("fit", help="train the retrieve token's row and calibrate it")
     fit.add_argument("--dataset", default=str(DATASET))
     fit.add_argument("--head", default=str(HEAD), help="where to write the learned head")
-    fit.add_argument("--report", default="benchmarks/results/retrieve-head")
+    fit.add_argument("--report", default="benchmarks/results/retrieve-head-latest")
     fit.set_defaults(func=cmd_train_fit)
     export = train_sub.add_parser("export", help="write the head into a GGUF and verify it")
     export.add_argument("--head", default=str(HEAD))
@@ -502,8 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--model-path", required=True, help="the exported GGUF")
     evaluate.add_argument("--head", default=str(HEAD))
-    evaluate.add_argument("--results", default="benchmarks/results/eval-2026-11-27/results.jsonl")
-    evaluate.add_argument("--out", default="benchmarks/results/retrieve-head")
+    evaluate.add_argument(
+        "--results", default="benchmarks/results/archive/eval-2026-11-27/results.jsonl"
+    )
+    evaluate.add_argument("--out", default="benchmarks/results/retrieve-head-latest")
     evaluate.add_argument("--report-only", action="store_true")
     evaluate.set_defaults(func=cmd_train_evaluate)
     return parser
