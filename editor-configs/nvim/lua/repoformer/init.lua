@@ -343,8 +343,8 @@ end
 function M.request(bufnr, kind)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   local client = get_client(bufnr)
-  if not enabled or not client or vim.api.nvim_get_mode().mode:sub(1, 1) ~= "i" then
-    return
+  if not enabled or not client or native_active(bufnr) or vim.api.nvim_get_mode().mode:sub(1, 1) ~= "i" then
+    return -- native mode: Neovim asks by itself
   end
   cancel_request()
   if not client.initialized then
