@@ -441,6 +441,9 @@ def test_status_and_checkhealth(nvim: Nvim, buf: Path, project: Path):
     status = nvim.lua("return require('repoformer').server_status(0)")
     assert status["model"]["state"] == "ready" and status["index"]["files"] >= 2
     assert nvim.lua("return require('repoformer').status()") == "repoformer: never"
+    # One debounce: the client's; the server is told not to wait.
+    sent = nvim.lua("return require('repoformer').client(0).config.settings")
+    assert sent["repoformer"]["completion"]["debounceMs"] == 0
     lines = nvim.lua("return require('repoformer').status_lines(0)")
     assert any(ln.startswith("index: ") and "ready" in ln for ln in lines)
     nvim.api.command("checkhealth repoformer")
