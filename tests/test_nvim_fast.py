@@ -37,7 +37,7 @@ def _binary(which: str) -> str:
     if which == "system":
         binary = shutil.which("nvim")
         if not binary:
-            pytest.skip("nvim is not installed (`make bootstrap` installs Debian's neovim)")
+            pytest.skip("nvim is not installed (`make test` installs Debian's neovim)")
         return binary
     binary = os.environ.get(NVIM_012_ENV)
     if not binary:
