@@ -405,6 +405,7 @@ class RepoformerServer(LanguageServer):
             character=request.character,
             mode=self.settings.completion.mode,
             error=error,
+            ran_model=False,
         ).as_dict()
 
 

@@ -39,12 +39,28 @@ class DecisionRecord:
     cache: str | None = None  # "type-through"
     error: str | None = None  # cancelled, superseded, or why the model is unavailable
     stale: bool | None = None  # finished after its document changed: not shown
+    # False for requests answered without a model run (type-through, errors, supersede):
+    # their record leaves out what only a run has (policy, prompt tokens, threads, ...).
+    ran_model: bool = True
 
     OPTIONAL = ("generator", "decided_at", "online", "prompt_ids", "cache", "error", "stale")
+    MODEL_RUN = (
+        "policy",
+        "threshold",
+        "multiline",
+        "prompt_tokens",
+        "reused_tokens",
+        "generated_tokens",
+        "threads",
+    )
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["ran_model"]
         for key in self.OPTIONAL:
             if out[key] is None:
+                del out[key]
+        if not self.ran_model:
+            for key in self.MODEL_RUN:
                 del out[key]
         return out
