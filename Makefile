@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The default model (1.5B) and the small one the tests use where any real model will do.
 model: $(STAMP)
 	$(BIN)/repoformer-lsp model pull
+	$(BIN)/repoformer-lsp model pull qwen2.5-coder-0.5b
 
 demo: model
 	$(BIN)/repoformer-lsp demo --workspace examples/workspace

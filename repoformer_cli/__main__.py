@@ -23,6 +23,7 @@ from models.engine import (
 from models.files import (
     DEFAULT_MODEL_NAME,
     MODELS,
+    SMALL_MODEL_NAME,
     ModelFileError,
     pull_base_model,
     pull_default_model,
@@ -208,7 +209,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         smoke=args.smoke,
         per_type=args.per_type,
         seed=args.seed,
-        model=Path(args.model_path) if args.model_path else None,
+        model=Path(args.model_path) if args.model_path else pull_default_model(name=args.model),
         policy_model=Path(args.policy_model) if args.policy_model else None,
         threshold=args.threshold,
         live=args.live,
@@ -230,6 +231,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 DATASET = Path("training/data/labels.jsonl")
+# The labels of record (training/data) were made with the 0.5B: the pipeline keeps to it
+# unless --model-path says otherwise (issue 22 relabels with the default 1.5B).
+TRAINING_MODEL = SMALL_MODEL_NAME
 THREADS_HELP = "llama.cpp threads, prefill included (default: every core; at most 8 to generate)"
 HEAD = Path("training/data/retrieve_head.json")
 
@@ -239,7 +243,7 @@ def cmd_train_label(args: argparse.Namespace) -> int:
 
     tasks, roots = sample_blanks(args.seed, args.rounds)
     print(f"{len(tasks)} blanks sampled from {len(roots)} training projects", file=sys.stderr)
-    model_path = Path(args.model_path) if args.model_path else pull_base_model()
+    model_path = Path(args.model_path) if args.model_path else pull_base_model(name=TRAINING_MODEL)
     label_blanks(
         tasks,
         roots,
@@ -263,7 +267,7 @@ def cmd_train_fit(args: argparse.Namespace) -> int:
 def cmd_train_export(args: argparse.Namespace) -> int:
     from training.export import export_model
 
-    base = Path(args.model_path) if args.model_path else pull_base_model()
+    base = Path(args.model_path) if args.model_path else pull_base_model(name=TRAINING_MODEL)
     out = export_model(base, Path(args.head), Path(args.out) if args.out else None)
     print(out)
     return 0
@@ -385,7 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--per-type", type=int, default=4, help="tasks per type per project")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", default="benchmarks/results/eval-latest")
-    ev.add_argument("--model-path", help="generator GGUF (default: the default model)")
+    ev.add_argument("--model-path", help="generator GGUF (default: the --model one)")
+    ev.add_argument(
+        "--model", choices=list(MODELS), default=DEFAULT_MODEL_NAME, help="a packaged generator"
+    )
     ev.add_argument("--policy-model", help="a separate GGUF that decides (plug-and-play)")
     ev.add_argument("--threshold", type=float, default=CONFIDENCE_THRESHOLD)
     ev.add_argument("--live", type=int, default=2, help="tasks also run through live selective")

@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests that only need some real model use the small one (fast on 2 cores); the default
+# model is the 1.5B.
+TEST_MODEL = "qwen2.5-coder-0.5b"
+
 # The example workspace of `make demo` doubles as the test fixture (copied per module).
 FIXTURE_WORKSPACE = Path(__file__).parent.parent / "examples" / "workspace"
 

@@ -13,11 +13,15 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from evaluation.stdio_peer import StdioPeer
 from lsp_server.server import DECISION_PREFIX
+from tests.conftest import TEST_MODEL
 
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "repoformer_cli", "serve"])
 
 
 def init_params(root: Path, options: Any = None) -> types.InitializeParams:
+    """initialize for `root`; the options choose the tests' model unless they name one."""
+    options = dict(options or {})
+    options.setdefault("model", {}).setdefault("name", TEST_MODEL)
     return types.InitializeParams(
         capabilities=types.ClientCapabilities(
             workspace=types.WorkspaceClientCapabilities(configuration=True),

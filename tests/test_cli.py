@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_MODEL
+
 CLI = [sys.executable, "-m", "repoformer_cli"]
 
 
@@ -33,6 +35,8 @@ def test_complete_prints_the_completion_and_its_decision_record(workspace: Path)
             str(workspace),
             "--mode",
             "always",
+            "--model",
+            TEST_MODEL,
             "--json",
         ],
         capture_output=True,

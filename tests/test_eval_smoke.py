@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_MODEL
+
 
 @pytest.mark.model
 def test_eval_smoke_writes_a_complete_report(tmp_path: Path):
     out = tmp_path / "eval"
     cmd = [sys.executable, "-m", "repoformer_cli", "eval", "--smoke", "--out", str(out)]
+    cmd += ["--model", TEST_MODEL]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())

@@ -7,6 +7,7 @@ import pytest
 
 from models.files import pull_base_model
 from models.generation import LlamaGenerator, PassStats
+from tests.conftest import TEST_MODEL
 
 pytestmark = pytest.mark.model
 
@@ -25,7 +26,7 @@ def _logits_at(generator: LlamaGenerator, prompt: list[int], decision_at: int | 
 
 
 def test_decision_logits_come_from_the_fim_middle_position_and_are_kept():
-    g = LlamaGenerator(pull_base_model())
+    g = LlamaGenerator(pull_base_model(name=TEST_MODEL))
     head = [
         g.token_id("<|fim_prefix|>"),
         *g.tokenize("def area(radius):\n"),
@@ -51,6 +52,6 @@ def test_decision_logits_come_from_the_fim_middle_position_and_are_kept():
 def test_the_thread_setting_caps_prefill_threads_too():
     # llama.cpp's prefill ("batch") threads default to every core, which starved a second
     # job however low the thread count was set.
-    g = LlamaGenerator(pull_base_model(), n_threads=1)
+    g = LlamaGenerator(pull_base_model(name=TEST_MODEL), n_threads=1)
     assert g.llm.context_params.n_threads == 1
     assert g.llm.context_params.n_threads_batch == 1

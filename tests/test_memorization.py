@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from evaluation.memorization import flag_rows, mean_token_logprob, never_scores, project_files
+from tests.conftest import TEST_MODEL
 
 
 def test_projects_nearer_the_popular_median_are_flagged():
@@ -51,7 +52,7 @@ def test_the_real_model_finds_familiar_code_more_probable():
     from models.files import pull_base_model
 
     llm = llama_cpp.Llama(
-        model_path=str(pull_base_model()), n_ctx=256, logits_all=True, verbose=False
+        model_path=str(pull_base_model(name=TEST_MODEL)), n_ctx=256, logits_all=True, verbose=False
     )
     familiar = "import os\nimport sys\n\n\ndef main():\n    print('hello world')\n\n\n"
     familiar += "if __name__ == '__main__':\n    main()\n"

@@ -13,6 +13,7 @@ from models.files import (
     verify_default_model,
 )
 from models.generation import LlamaGenerator
+from tests.conftest import TEST_MODEL
 
 
 def test_missing_file_names_the_file_and_the_fix(tmp_path: Path):
@@ -36,14 +37,17 @@ def test_truncated_default_model_fails_the_size_check(tmp_path: Path):
 
 
 @pytest.mark.model
-def test_pulled_default_model_is_verified():
-    assert is_verified(default_model_path())
+def test_pulled_models_are_verified():
+    from models.files import MODELS
+
+    assert is_verified(default_model_path())  # the default (`make model` pulls it)
+    assert is_verified(default_model_path(TEST_MODEL), MODELS[TEST_MODEL])
 
 
 @pytest.mark.model
 def test_truncated_gguf_cannot_load_and_says_so(tmp_path: Path):
     truncated = tmp_path / "truncated.gguf"
-    with default_model_path().open("rb") as f:
+    with default_model_path(TEST_MODEL).open("rb") as f:
         truncated.write_bytes(f.read(2_000_000))
     with pytest.raises(ModelFileError, match=r"truncated\.gguf"):
         LlamaGenerator(truncated)
@@ -62,7 +66,7 @@ def test_right_size_wrong_bytes_fails_the_checksum(tmp_path: Path):
 def test_model_without_fim_tokens_is_refused_with_the_fix(tmp_path: Path):
     # The default model with its fill-in-the-middle token names spelled differently: a
     # valid GGUF that llama.cpp loads, but one that cannot do infilling.
-    data = default_model_path().read_bytes()
+    data = default_model_path(TEST_MODEL).read_bytes()
     no_fim = tmp_path / "chat-only.gguf"
     no_fim.write_bytes(data.replace(b"<|fim_", b"<|xim_"))
     with pytest.raises(ModelFileError, match=r"no fill-in-the-middle tokens.*Qwen2\.5-Coder"):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_MODEL
+
 pytestmark = pytest.mark.model
 
 PLUGIN = Path(__file__).parent.parent / "editor-configs" / "nvim"
@@ -51,12 +53,15 @@ def nvim(workspace: Path, tmp_path_factory: pytest.TempPathFactory):
         vim.opt.runtimepath:append(...)
         require("repoformer").setup({
           cmd = { select(2, ...), "-m", "repoformer_cli", "serve" },
-          settings = { repoformer = { retrieval = { mode = "always" } } },
+          settings = { repoformer = {
+            retrieval = { mode = "always" }, model = { name = select(3, ...) },
+          } },
           debounce_ms = 100,
         })
         """,
         str(PLUGIN),
         sys.executable,
+        TEST_MODEL,
     )
     yield client
     with contextlib.suppress(OSError, EOFError):  # Neovim quits while answering

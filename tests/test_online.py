@@ -11,6 +11,7 @@ from models.engine import Cancelled, CompletionEngine, CompletionOptions, Comple
 from models.files import pull_base_model
 from models.generation import LlamaGenerator
 from retrieval.workspace_index import WorkspaceIndex
+from tests.conftest import TEST_MODEL
 
 pytestmark = pytest.mark.model
 
@@ -25,7 +26,7 @@ MAKE_ITEM = (
 def engine(workspace: Path) -> CompletionEngine:
     index = WorkspaceIndex(workspace)
     index.build()
-    model = pull_base_model()
+    model = pull_base_model(name=TEST_MODEL)
     return CompletionEngine(LlamaGenerator(model), index, parallel=LlamaGenerator(model))
 
 

@@ -18,6 +18,7 @@ from models.files import pull_base_model
 from models.generation import LlamaGenerator
 from models.remote import RemoteCompletions, RemoteError
 from retrieval.workspace_index import WorkspaceIndex
+from tests.conftest import TEST_MODEL
 from tests.lsp_helpers import RawClient
 
 pytestmark = pytest.mark.model
@@ -44,7 +45,7 @@ def server_url():
             "-m",
             "llama_cpp.server",
             "--model",
-            str(pull_base_model()),
+            str(pull_base_model(name=TEST_MODEL)),
             "--host",
             "127.0.0.1",
             "--port",
@@ -75,7 +76,7 @@ def server_url():
 def test_remote_generation_with_a_local_decision(server_url: str, workspace: Path):
     index = WorkspaceIndex(workspace)
     index.build()
-    local = LlamaGenerator(pull_base_model())
+    local = LlamaGenerator(pull_base_model(name=TEST_MODEL))
     remote = RemoteCompletions(server_url, timeout_s=120)
     engine = CompletionEngine(local, index, remote)
     request = CompletionRequest(workspace / "inventory/restock.py", MAKE_ITEM + ")\n", 4, 16)
@@ -111,7 +112,9 @@ def test_an_unreachable_server_is_a_clear_error_and_the_server_keeps_serving(wor
                     "processId": None,
                     "rootUri": workspace.as_uri(),
                     "capabilities": {},
-                    "initializationOptions": {"model": {"remote": {"url": closed, "timeoutS": 5}}},
+                    "initializationOptions": {
+                        "model": {"name": TEST_MODEL, "remote": {"url": closed, "timeoutS": 5}}
+                    },
                 },
             }
         )

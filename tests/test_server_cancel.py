@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import TEST_MODEL
 from tests.lsp_helpers import RawClient
 
 pytestmark = pytest.mark.model
@@ -34,7 +35,11 @@ def test_cancel_request_gets_request_cancelled_and_serving_goes_on(workspace: Pa
                 "jsonrpc": "2.0",
                 "id": 1,
                 "method": "initialize",
-                "params": {"capabilities": {}, "rootUri": workspace.as_uri()},
+                "params": {
+                    "capabilities": {},
+                    "rootUri": workspace.as_uri(),
+                    "initializationOptions": {"model": {"name": TEST_MODEL}},
+                },
             }
         )
         client.wait_for(lambda m: m.get("id") == 1)

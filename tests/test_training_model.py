@@ -16,6 +16,7 @@ from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
 from models.files import pull_base_model, pull_default_model
 from models.generation import LlamaGenerator, PassStats
 from retrieval.workspace_index import WorkspaceIndex
+from tests.conftest import TEST_MODEL
 from training.export import load_head, verify_export
 from training.hidden import HiddenFromLogits
 from training.label import decode_vector, label_blank
@@ -34,7 +35,7 @@ DECISION_PROMPT = (PROMPT[0][: PROMPT[0].rfind("\n") + 1], PROMPT[1])
 
 @pytest.fixture(scope="module")
 def base() -> Path:
-    return pull_base_model()
+    return pull_base_model(name=TEST_MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -163,10 +164,10 @@ def test_exported_token_is_read_by_the_runtime_and_never_generated(
     # A row whose logit beats every real token at this position (40 vs about 20).
     _, head_path = _synthetic_head(generator, hidden, tmp_path, logit=40.0, bias=-38.0)
     # `model pull` writes a shipped head into the verified base (here: this synthetic one).
-    exported = pull_default_model(head=head_path)
+    exported = pull_default_model(head=head_path, name=TEST_MODEL)
     request_cleanup(exported)
     assert exported != base and exported.parent == base.parent
-    assert pull_default_model(head=head_path) == exported  # done once, then reused
+    assert pull_default_model(head=head_path, name=TEST_MODEL) == exported  # done once, then reused
     # Serving only writes the head; the check against the trained head is training's.
     token_id = LlamaGenerator(exported).retrieve_head.token_id  # type: ignore[union-attr]
     report = verify_export(base, exported, load_head(head_path), token_id)
