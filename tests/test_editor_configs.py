@@ -89,6 +89,15 @@ def test_vscode_languages_cover_the_server_languages():
     assert {"c", "cpp", "rust", "ruby", "lua", "python", "typescriptreact"} <= ids
 
 
+def test_vscode_extension_reads_its_settings_and_languages_from_package_json():
+    """No hand-kept lists in the extension: the settings it sends are the contributed ones,
+    its document selector the activation events (`npm test` checks both functions)."""
+    source = (EDITORS / "vscode" / "src" / "extension.ts").read_text()
+    assert "serverKeys(packageJSON(context).contributes" in source
+    assert "languagesOf(packageJSON(context).activationEvents" in source
+    assert not re.search(r'config\.get\("(retrieval|model|context|completion|log)\.', source)
+
+
 def test_neovim_plugin_defaults_match_the_server():
     lua = (EDITORS / "nvim" / "lua" / "repoformer" / "init.lua").read_text()
     default_mode = re.search(r'retrieval = \{ mode = "(\w+)" \}', lua)
