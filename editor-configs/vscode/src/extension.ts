@@ -44,6 +44,7 @@ interface DecisionRecord {
   chunks?: { path: string; start_line: number; end_line: number; score: number }[];
   timings_ms?: Record<string, number>;
   error?: string | null;
+  cache?: string; // "type-through": answered from the previous suggestion
 }
 
 function describe(record: DecisionRecord): string {
@@ -56,6 +57,7 @@ function describe(record: DecisionRecord): string {
     `${new Date().toLocaleTimeString()} ${file}:${(record.line ?? 0) + 1}:${(record.character ?? 0) + 1}` +
     ` mode=${record.mode} policy=${record.policy} p_retrieve=${record.p_retrieve}` +
     ` retrieved=${record.retrieved} total=${t.total}ms prefill=${t.prefill}ms` +
+    (record.cache ? ` cache=${record.cache}` : "") +
     (chunks ? `\n    chunks: ${chunks}` : "") +
     (record.error ? `\n    error: ${record.error}` : "")
   );
