@@ -359,13 +359,15 @@ def run_benchmark(
     seed: int,
     background_load: int = 0,
     index: bool = True,
+    model_name: str | None = None,
 ) -> int:
     """`background_load`: busy processes running during each replay (not during the
     bare floor, which is measured on a quiet machine)."""
     from evaluation.report import machine_meta
-    from models.files import pull_default_model
+    from models.files import DEFAULT_MODEL_NAME, pull_default_model
 
-    model = pull_default_model()
+    model_name = model_name or DEFAULT_MODEL_NAME
+    model = pull_default_model(name=model_name)
     roots = {r: fetch_repo(r) for r in repos}
     tasks: list[Task] = []
     for r in repos:
@@ -375,6 +377,7 @@ def run_benchmark(
         "meta": {
             **machine_meta(),
             "model": str(model),
+            "model_name": model_name,
             "repos": repos,
             "lines_per_repo": lines_per_repo,
             "seed": seed,
@@ -386,9 +389,10 @@ def run_benchmark(
     }
     for name in configs:
         print(f"replaying {len(tasks)} lines with {name}", file=sys.stderr)
+        config = {**CONFIGS[name], "model": {**CONFIGS[name].get("model", {}), "name": model_name}}
         load = busy_processes(background_load)
         try:
-            run = asyncio.run(replay(CONFIGS[name], tasks, roots, seed))
+            run = asyncio.run(replay(config, tasks, roots, seed))
         finally:
             for proc in load:
                 proc.kill()

@@ -303,6 +303,7 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
         args.seed,
         background_load=args.background_load,
         index=not args.no_index,
+        model_name=args.model,
     )
 
 
@@ -442,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--background-load", type=int, default=0, help="busy processes running beside the server"
     )
     latency.add_argument("--no-index", action="store_true", help="skip the index benchmark")
+    latency.add_argument(
+        "--model", choices=list(MODELS), help="a packaged model (default: the default)"
+    )
     latency.set_defaults(func=cmd_bench_latency)
     index = bench_sub.add_parser("index", help="index build, restart, retrieval and update times")
     index.add_argument("root", nargs="+", help="workspace folder(s) to index together")
