@@ -29,8 +29,8 @@ demo: model
 	$(BIN)/repoformer-lsp demo --workspace examples/workspace
 
 lint: $(STAMP)
-	$(BIN)/ruff check repoformer_cli lsp_server retrieval models evaluation training tests benchmarks
-	$(BIN)/ruff format --check repoformer_cli lsp_server retrieval models evaluation training tests benchmarks
+	$(BIN)/ruff check repoformer_cli repoformer_common lsp_server retrieval models evaluation training tests benchmarks
+	$(BIN)/ruff format --check repoformer_cli repoformer_common lsp_server retrieval models evaluation training tests benchmarks
 	$(BIN)/mypy
 
 # The editor clients: the VS Code extension is built and packaged; Neovim (Debian's

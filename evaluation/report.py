@@ -12,7 +12,7 @@ import numpy as np
 
 from evaluation.metrics import auroc, decision_quality
 from evaluation.tasks import TASK_TYPES
-from retrieval.languages import language_of
+from repoformer_common.languages import language_of
 
 THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 

@@ -15,7 +15,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import platformdirs
+from repoformer_common.paths import cache_root
 
 REPOS_FILE = Path(__file__).with_name("repos.toml")
 
@@ -30,8 +30,8 @@ def project_name(requirement: str) -> str:
     return re.split(r"[=<>!~ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-def cache_root() -> Path:
-    return Path(platformdirs.user_cache_dir("repoformer-lsp")) / "eval-repos"
+def repos_root() -> Path:
+    return cache_root() / "eval-repos"
 
 
 NPM_PREFIX = "npm:"
@@ -48,7 +48,7 @@ def fetch_repo(requirement: str) -> Path:
     """The unpacked source tree of `requirement` (downloaded once): a PyPI requirement
     (`name==version`, the source distribution) or an npm package (`npm:name@version`)."""
     name = re.sub(r"[^\w.-]+", "-", requirement.removeprefix(NPM_PREFIX))
-    target = cache_root() / (f"npm-{name}" if is_npm(requirement) else name)
+    target = repos_root() / (f"npm-{name}" if is_npm(requirement) else name)
     if (target / ".complete").exists():
         return target
     target.mkdir(parents=True, exist_ok=True)

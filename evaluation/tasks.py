@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.repos import is_npm
-from retrieval.languages import JAVASCRIPT, PYTHON, TSX, TYPESCRIPT, Language, language_of
+from repoformer_common.languages import JAVASCRIPT, PYTHON, TSX, TYPESCRIPT, Language, language_of
 from retrieval.syntax import GRAMMARS, load_parser
 
 TASK_TYPES = ("line", "api", "chunk", "function")

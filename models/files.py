@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.store import cache_root
+from repoformer_common.paths import cache_root
 
 GGUF_MAGIC = b"GGUF"
 

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from repoformer_common.languages import comment_marker
 from retrieval.index import ScoredChunk
-from retrieval.languages import comment_marker
 from retrieval.syntax import header_comment
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retrieval.languages import PYTHON_OPENERS, language_of
+from repoformer_common.languages import PYTHON_OPENERS, language_of
 
 
 def _indent(line: str) -> int:

@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
+from repoformer_common.paths import cache_root
 from retrieval.chunking import Chunk
 
 SCHEMA_VERSION = 2  # 2: chunks without their token sets
-
-
-def cache_root() -> Path:
-    """The project's cache folder (models, indexes); REPOFORMER_CACHE_DIR overrides it."""
-    override = os.environ.get("REPOFORMER_CACHE_DIR")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("repoformer-lsp"))
 
 
 def default_store_path(root: Path, params: str) -> Path:

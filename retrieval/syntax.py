@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from repoformer_common.languages import LANGUAGES, PYTHON, comment_marker, language_of
 from retrieval.chunking import Chunk, window_chunks
-from retrieval.languages import LANGUAGES, PYTHON, comment_marker, language_of
 from retrieval.tokenize import identifier_tokens
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pathspec
 
-from retrieval.languages import SOURCE_EXTENSIONS
+from repoformer_common.languages import SOURCE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

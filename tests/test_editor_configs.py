@@ -8,7 +8,7 @@ from pathlib import Path
 from lsp_server.settings import SETTING_KEYS, Settings, parse_settings, setting_schema
 from models.decision import POLICIES
 from models.engine import MODES
-from retrieval.languages import LANGUAGES
+from repoformer_common.languages import LANGUAGES
 
 EDITORS = Path(__file__).parent.parent / "editor-configs"
 CLIENT_ONLY = "repoformer.server."  # how the extension starts the server; not sent to it

@@ -157,7 +157,7 @@ def test_cursor_syntax_in_each_language(path: str, left: str, right: str, header
 
 
 def test_every_language_with_a_grammar_loads_its_parser():
-    from retrieval.languages import LANGUAGES
+    from repoformer_common.languages import LANGUAGES
     from retrieval.syntax import GRAMMARS, load_parser
 
     with_grammar = [lang for lang in LANGUAGES if lang.grammar is not None]

@@ -1,6 +1,6 @@
 """Writes the server's tables into the extension's package.json: one contributed setting per
 server setting (lsp_server/settings.py: type, bounds, choices, default) and one activation
-event per VS Code language of a server language (retrieval/languages.py). The extension
+event per VS Code language of a server language (repoformer_common/languages.py). The extension
 reads both back at run time (the settings it sends, its document selector).
 
     PYTHONPATH=. python editor-configs/vscode/scripts/sync_server_tables.py [--check]
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server.settings import SETTING_KEYS, setting_schema
-from retrieval.languages import LANGUAGES
+from repoformer_common.languages import LANGUAGES
 
 PACKAGE = Path(__file__).resolve().parent.parent / "package.json"
 SECTION = "repoformer"
