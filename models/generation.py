@@ -38,20 +38,40 @@ STOP_SPECIALS = (
 )
 
 
-def busy_other_threads(loadavg: Path = Path("/proc/loadavg"), samples: int = 3) -> int | None:
-    """How many threads other than the caller are running or waiting for a core now
-    (Linux's run queue, the 4th field of /proc/loadavg, a few reads averaged); None
-    where it cannot be read."""
+def busy_other_threads(
+    loadavg: Path = Path("/proc/loadavg"), tasks: Path = Path("/proc/self/task"), samples: int = 3
+) -> int | None:
+    """How many threads of other processes are running or waiting for a core now (Linux's
+    run queue, the 4th field of /proc/loadavg, less this process's own running threads; a
+    few reads averaged); None where it cannot be read."""
     counts = []
     for i in range(samples):
         try:
             running = int(loadavg.read_text().split()[3].split("/")[0])
         except (OSError, ValueError, IndexError):
             return None
-        counts.append(running - 1)  # the reading thread itself is running
+        counts.append(running - _own_running_threads(tasks))
         if i + 1 < samples:
             time.sleep(0.002)
     return max(0, int(sum(counts) / len(counts)))
+
+
+def _own_running_threads(tasks: Path) -> int:
+    """This process's threads in state R (the caller is one of them)."""
+    running = 0
+    try:
+        entries = list(tasks.iterdir())
+    except OSError:
+        return 1
+    for task in entries:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ...: the name may hold spaces and parentheses.
+        if stat[stat.rindex(")") + 2 :].startswith("R"):
+            running += 1
+    return max(running, 1)
 
 
 def threads_for_load(max_threads: int, cores: int, busy: int | None) -> int:
