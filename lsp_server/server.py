@@ -305,15 +305,9 @@ class RepoformerServer(LanguageServer):
         self._request_seq += 1
         seq = self.latest_request[uri] = self._request_seq
         left, right = request.split()
-        if self.settings.type_through:
-            rest = self.type_through.lookup(uri, left, right)
-            if rest is not None:
-                hit = self._empty_record(request, None)
-                hit["cache"] = "type-through"
-                hit["completion_chars"] = len(rest)
-                hit["timings_ms"]["total"] = round((time.perf_counter() - started) * 1000, 1)
-                self._log_record(hit)
-                return [rest]
+        rest = self._type_through(request, left, right, started)
+        if rest is not None:
+            return [rest]
         if self.settings.debounce_ms:
             await asyncio.sleep(self.settings.debounce_ms / 1000)
             if self.latest_request.get(uri) != seq:
@@ -327,47 +321,14 @@ class RepoformerServer(LanguageServer):
             current = self.workspace.text_documents.get(uri)
             return current is not None and current.version != version
 
-        record: dict[str, Any]
-        if self.model_ready is None:  # asked before `initialized` finished reading settings
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.settings_read.wait(), 15)
-            if self.model_ready is None:
-                self.start_model()
-        assert self.model_ready is not None
-        await asyncio.shield(self.model_ready)
-        generator = self.generator
+        generator = await self._ready_generator()
         if generator is None:
             self._log_record(self._empty_record(request, self.model_error or "model not loaded"))
             return []
         if superseded():
             return []
-        s = self.settings
-        remote = (
-            RemoteCompletions(s.remote_url, s.remote_model, s.remote_api_key, s.remote_timeout_s)
-            if s.remote_url
-            else None
-        )
-        engine = CompletionEngine(generator, self.index, remote, self.parallel)
-        options = self.settings.completion
-        cancelled = threading.Event()
-        loop = asyncio.get_running_loop()
-        try:
-            result: CompletionResult = await loop.run_in_executor(
-                self.model_executor,
-                lambda: engine.complete(
-                    request, options, lambda: cancelled.is_set() or superseded()
-                ),
-            )
-        except (asyncio.CancelledError, Cancelled):
-            cancelled.set()
-            why = "superseded" if superseded() else "cancelled"
-            self._log_record(self._empty_record(request, why))
-            if why == "superseded":
-                return []
-            raise
-        except Exception as exc:  # a remote server down, a prompt too long: no crash
-            log.exception("completion failed")
-            self._log_record(self._empty_record(request, f"{type(exc).__name__}: {exc}"))
+        result = await self._run_engine(generator, request, superseded)
+        if result is None:
             return []
         record = result.record
         stale = self.workspace.get_text_document(uri).version != version
@@ -378,6 +339,68 @@ class RepoformerServer(LanguageServer):
             return []
         self.type_through.store(uri, left, right, result.text)
         return [result.text]
+
+    def _type_through(
+        self, request: CompletionRequest, left: str, right: str, started: float
+    ) -> str | None:
+        """The rest of the previous suggestion when the user typed its start (logged)."""
+        if not self.settings.type_through:
+            return None
+        rest = self.type_through.lookup(request.uri, left, right)
+        if rest is not None:
+            hit = self._empty_record(request, None)
+            hit["cache"] = "type-through"
+            hit["completion_chars"] = len(rest)
+            hit["timings_ms"]["total"] = round((time.perf_counter() - started) * 1000, 1)
+            self._log_record(hit)
+        return rest
+
+    async def _ready_generator(self) -> LlamaGenerator | None:
+        """The loaded model, once ready (None when it failed to load)."""
+        if self.model_ready is None:  # asked before `initialized` finished reading settings
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.settings_read.wait(), 15)
+            if self.model_ready is None:
+                self.start_model()
+        assert self.model_ready is not None
+        await asyncio.shield(self.model_ready)
+        return self.generator
+
+    async def _run_engine(
+        self,
+        generator: LlamaGenerator,
+        request: CompletionRequest,
+        superseded: Callable[[], bool],
+    ) -> CompletionResult | None:
+        """The engine on the model worker; None (after logging why) when it was superseded
+        or failed. A cancelled request re-raises, so pygls answers RequestCancelled."""
+        s = self.settings
+        remote = (
+            RemoteCompletions(s.remote_url, s.remote_model, s.remote_api_key, s.remote_timeout_s)
+            if s.remote_url
+            else None
+        )
+        engine = CompletionEngine(generator, self.index, remote, self.parallel)
+        cancelled = threading.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self.model_executor,
+                lambda: engine.complete(
+                    request, s.completion, lambda: cancelled.is_set() or superseded()
+                ),
+            )
+        except (asyncio.CancelledError, Cancelled):
+            cancelled.set()
+            why = "superseded" if superseded() else "cancelled"
+            self._log_record(self._empty_record(request, why))
+            if why == "superseded":
+                return None
+            raise
+        except Exception as exc:  # a remote server down, a prompt too long: no crash
+            log.exception("completion failed")
+            self._log_record(self._empty_record(request, f"{type(exc).__name__}: {exc}"))
+            return None
 
     def _document(self, uri: str) -> Any:
         """The open document, else the file on disk; None (and one log line) when neither

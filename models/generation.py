@@ -242,6 +242,48 @@ class LlamaGenerator:
         ptr = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
+    def _prefill(
+        self,
+        prompt: list[int],
+        stats: PassStats,
+        decision_at: int | None,
+        should_stop: Callable[[], bool],
+    ) -> tuple[bool, np.ndarray | None]:
+        """Evaluate `prompt` after its prefix already in the KV cache, in pieces, checking
+        `should_stop` between them. Returns (finished, the logits at `decision_at` when that
+        is not the last position: memoised for the next prompt with the same tokens)."""
+        llm = self.llm
+        cached = llm.input_ids[: llm.n_tokens]
+        common = 0
+        limit = min(len(cached), len(prompt) - 1)  # re-evaluate at least one token for logits
+        while common < limit and cached[common] == prompt[common]:
+            common += 1
+        decision_logits: np.ndarray | None = None
+        # The prefill length whose last logits the decision reads, when not the whole prompt.
+        decision_end: int | None = None
+        if decision_at is not None and decision_at < len(prompt) - 1:
+            decision_end = decision_at + 1
+            key = tuple(prompt[:decision_end])
+            if self._decision_memo is not None and self._decision_memo[0] == key:
+                decision_logits = self._decision_memo[1]
+            else:
+                common = min(common, decision_at)  # evaluate that position again
+        llm.n_tokens = common
+        stats.prompt_tokens = len(prompt)
+        stats.reused_tokens = common
+        # Pieces of the prefill; one ends at the decision position when its logits are due.
+        bounds = list(range(common, len(prompt), PREFILL_PIECE))
+        if decision_end is not None and decision_logits is None:
+            bounds = sorted(set(bounds) | {decision_end})
+        for start, end in zip(bounds, [*bounds[1:], len(prompt)], strict=True):
+            if should_stop():
+                return False, None
+            llm.eval(prompt[start:end])
+            if decision_logits is None and end == decision_end:
+                decision_logits = self._last_logits().copy()
+                self._decision_memo = (tuple(prompt[:end]), decision_logits)
+        return True, decision_logits
+
     def greedy(
         self,
         prompt: list[int],
@@ -264,40 +306,14 @@ class LlamaGenerator:
         """
         if len(prompt) + max_tokens > self.n_ctx:
             raise ValueError(f"prompt of {len(prompt)} tokens + {max_tokens} exceeds n_ctx")
-        llm = self.llm
         started = time.perf_counter()
         stats.threads = self.adapt_threads()
-        cached = llm.input_ids[: llm.n_tokens]
-        common = 0
-        limit = min(len(cached), len(prompt) - 1)  # re-evaluate at least one token for logits
-        while common < limit and cached[common] == prompt[common]:
-            common += 1
-        decision_logits: np.ndarray | None = None
-        # The prefill length whose last logits the decision reads, when not the whole prompt.
-        decision_end: int | None = None
-        if on_prefill is not None and decision_at is not None and decision_at < len(prompt) - 1:
-            decision_end = decision_at + 1
-            key = tuple(prompt[:decision_end])
-            if self._decision_memo is not None and self._decision_memo[0] == key:
-                decision_logits = self._decision_memo[1]
-            else:
-                common = min(common, decision_at)  # evaluate that position again
-        llm.n_tokens = common
-        stats.prompt_tokens = len(prompt)
-        stats.reused_tokens = common
-        # Pieces of the prefill; one ends at the decision position when its logits are due.
-        bounds = list(range(common, len(prompt), PREFILL_PIECE))
-        if decision_end is not None and decision_logits is None:
-            bounds = sorted(set(bounds) | {decision_end})
-        for start, end in zip(bounds, [*bounds[1:], len(prompt)], strict=True):
-            if should_stop():
-                stats.prefill_ms = (time.perf_counter() - started) * 1000
-                return
-            llm.eval(prompt[start:end])
-            if decision_logits is None and end == decision_end:
-                decision_logits = self._last_logits().copy()
-                self._decision_memo = (tuple(prompt[:end]), decision_logits)
+        decision_at = decision_at if on_prefill is not None else None
+        done, decision_logits = self._prefill(prompt, stats, decision_at, should_stop)
         stats.prefill_ms = (time.perf_counter() - started) * 1000
+        if not done:
+            return
+        llm = self.llm
         gen_started = time.perf_counter()
         try:
             at_decision = decision_logits if decision_logits is not None else self._last_logits()
