@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.report import _interval
 from evaluation.runner import rows_by_id
 
 
@@ -36,14 +37,16 @@ def main(base: Path, variant: Path, base_name: str, variant_name: str) -> str:
                 f"{np.percentile([r['prompt_tokens'] for r in rs], 50):.0f} | "
                 f"{100 * np.mean([bool(r['chunks']) for r in rs]):.0f}% |"
             )
-    for mode in ("never", "always"):
-        diff = [b[i][mode]["es"] - a[i][mode]["es"] for i in ids]
+    pairs = [("never", "never"), ("always", "always"), ("never", "always")]
+    for base_mode, variant_mode in pairs:
+        diff = np.array([b[i][variant_mode]["es"] - a[i][base_mode]["es"] for i in ids])
+        ci = _interval(diff)
         out.append("")
         out.append(
-            f"{mode}: ES {variant_name} - {base_name} = {np.mean(diff):+.2f} "
-            f"(per-task differences: {sum(d > 0 for d in diff)} better, "
-            f"{sum(d < 0 for d in diff)} worse, {sum(d == 0 for d in diff)} equal; "
-            f"standard error {np.std(diff, ddof=1) / np.sqrt(len(diff)):.2f})"
+            f"ES {variant_name} {variant_mode} - {base_name} {base_mode} = {ci['mean']:+.2f} "
+            f"[95% bootstrap {ci['lo']:+.2f}, {ci['hi']:+.2f}] (per task: "
+            f"{int((diff > 0).sum())} better, {int((diff < 0).sum())} worse, "
+            f"{int((diff == 0).sum())} equal)"
         )
     return "\n".join(out) + "\n"
 
