@@ -134,6 +134,12 @@ def build_report(
         "auroc_confidence_policy": bootstrap_auroc(p, labels),
         "auroc_best_jaccard": bootstrap_auroc(jac, labels),
     }
+    # First-token uncertainty (1 - its probability), where the rows carry it (runs since
+    # 2026-12-01 record the log-prob of the no-context pass's first token).
+    if rows and all(r["never"].get("first_token_logprob") is not None for r in rows):
+        unsure = [1 - float(np.exp(r["never"]["first_token_logprob"])) for r in rows]
+        decision["auroc_first_token_uncertainty"] = auroc(unsure, labels)
+        intervals["auroc_first_token_uncertainty"] = bootstrap_auroc(unsure, labels)
     if all("policy_p_retrieve" in r for r in rows):
         policy_p = [r["policy_p_retrieve"] for r in rows]
         intervals["auroc_policy_model"] = bootstrap_auroc(policy_p, labels)

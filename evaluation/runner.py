@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from evaluation.metrics import edit_similarity, exact_match
 from evaluation.tasks import Task
+from models.decision import first_token_logprob
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
 from models.generation import LlamaGenerator
 from retrieval.workspace_index import WorkspaceIndex
@@ -39,9 +40,16 @@ def request_for(task: Task, root: Path) -> CompletionRequest:
 
 
 def _pass(engine: CompletionEngine, task: Task, req: CompletionRequest, opts: CompletionOptions):
-    result = engine.complete(req, opts)
+    # The logits at the decision position give the first-token uncertainty signal.
+    result = engine.complete(req, replace(opts, capture_decision_logits=True))
     rec = result.record
+    logits = result.decision_logits
+    head = engine.generator.retrieve_head
+    first_token = None
+    if logits is not None:
+        first_token = first_token_logprob(logits, head.token_id if head is not None else None)
     return {
+        "first_token_logprob": first_token,
         "completion": result.text,
         "es": edit_similarity(result.text, task.target),
         "em": exact_match(result.text, task.target),

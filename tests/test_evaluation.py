@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evaluation.metrics import auroc, decision_quality, edit_similarity, exact_match, first_lines
@@ -201,3 +202,24 @@ def test_paired_differences_and_auroc_intervals():
     ci = bootstrap_auroc([0.9, 0.8, 0.7, 0.1, 0.2, 0.3], [True, True, True, False, False, False])
     assert ci is not None and ci["auroc"] == 1.0 and ci["lo"] <= 1.0 and ci["width"] >= 0
     assert bootstrap_auroc([0.5], [True]) is None
+
+
+def test_first_token_uncertainty_is_scored_when_the_rows_carry_it(workspace: Path):
+    from evaluation.report import build_report
+    from evaluation.runner import _pass, options_for
+    from models.engine import CompletionEngine, CompletionOptions
+    from tests.fakes import FakeGenerator
+
+    # The runner records the no-context pass's first-token log-prob (the fake's logits
+    # are flat over 8 tokens: log 1/8).
+    task = sample_tasks("fixture", workspace, per_type=1, seed=0)[0]
+    engine = CompletionEngine(FakeGenerator())  # type: ignore[arg-type]
+    row = _pass(
+        engine, task, request_for(task, workspace), options_for(task, CompletionOptions(), "never")
+    )
+    assert row["first_token_logprob"] == pytest.approx(-np.log(8))
+    rows = [_row("line", 10, 90, 0.9, None), _row("line", 80, 20, 0.1, None)]
+    rows[0]["never"]["first_token_logprob"] = -3.0  # unsure, and retrieval helped
+    rows[1]["never"]["first_token_logprob"] = -0.01  # sure, and it did not
+    report = build_report(rows, {}, 0.5)
+    assert report["decision_quality"]["auroc_first_token_uncertainty"] == 1.0
