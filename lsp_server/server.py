@@ -348,11 +348,9 @@ class RepoformerServer(LanguageServer):
             return None
         rest = self.type_through.lookup(request.uri, left, right)
         if rest is not None:
-            hit = self._empty_record(request, None)
-            hit["cache"] = "type-through"
-            hit["completion_chars"] = len(rest)
-            hit["timings_ms"]["total"] = round((time.perf_counter() - started) * 1000, 1)
-            self._log_record(hit)
+            hit = self._early_record(request, cache="type-through", completion_chars=len(rest))
+            hit.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 1)
+            self._log_record(hit.as_dict())
         return rest
 
     async def _ready_generator(self) -> LlamaGenerator | None:
@@ -420,16 +418,20 @@ class RepoformerServer(LanguageServer):
     def _log_record(self, record: dict[str, Any]) -> None:
         self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
 
-    def _empty_record(self, request: CompletionRequest, error: str | None) -> dict[str, Any]:
+    def _early_record(self, request: CompletionRequest, **fields: Any) -> DecisionRecord:
         """The record of a request answered without running the model."""
         return DecisionRecord(
             uri=request.uri,
             line=request.line,
             character=request.character,
             mode=self.settings.completion.mode,
-            error=error,
             ran_model=False,
-        ).as_dict()
+            **fields,
+        )
+
+    def _empty_record(self, request: CompletionRequest, error: str) -> dict[str, Any]:
+        """The record of a request that failed or was dropped before an answer."""
+        return self._early_record(request, error=error).as_dict()
 
 
 class _Progress:

