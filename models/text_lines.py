@@ -18,13 +18,21 @@ def lsp_lines(text: str) -> list[str]:
     return _LINE_WITH_END.findall(text)
 
 
+def _line_span(text: str, line: int) -> tuple[int, int, int]:
+    """(line, start, end) of line `line` (0 or more; end before its break), clamped to the
+    last line. Stops at that line: no list of every break of a long document."""
+    start = count = 0
+    for match in LINE_BREAK.finditer(text):
+        if count == line:
+            return line, start, match.start()
+        start, count = match.end(), count + 1
+    return count, start, len(text)
+
+
 def offset_at(text: str, line: int, character: int) -> int:
     """The offset of (line, character in code points); positions past a line's end or past
     the last line are clamped to that end."""
-    breaks = list(LINE_BREAK.finditer(text))
-    line = min(max(line, 0), len(breaks))
-    start = breaks[line - 1].end() if line > 0 else 0
-    end = breaks[line].start() if line < len(breaks) else len(text)
+    _, start, end = _line_span(text, max(line, 0))
     return start + min(max(character, 0), end - start)
 
 
@@ -42,14 +50,11 @@ def position_from_client_units(
     """An editor's (line, character in `encoding` code units) as (line, character in code
     points), clamped to the document: a line past the last one is the end of the text, a
     character past the end of its line is that line's end (before its line break)."""
-    breaks = list(LINE_BREAK.finditer(text))
     if line < 0:
         return 0, 0
-    if line > len(breaks):
-        line = len(breaks)
-        character = 1 << 62
-    start = breaks[line - 1].end() if line > 0 else 0
-    end = breaks[line].start() if line < len(breaks) else len(text)
+    found, start, end = _line_span(text, line)
+    if found < line:  # past the last line: the end of the text
+        line, character = found, 1 << 62
     used = points = 0
     for char in text[start:end]:
         if used >= character:
