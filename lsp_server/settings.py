@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from models.crossfile import SOURCES
 from models.decision import POLICIES
 from models.engine import MODES, QUERIES, CompletionOptions
 from models.files import DEFAULT_MODEL_NAME, MODELS
@@ -166,6 +167,8 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "retrieval.top_k": (_int(0, 50), "completion.top_k"),
     "retrieval.query_lines": (_int(1, 200), "completion.query_lines"),
     "retrieval.query": (_choice(*QUERIES), "completion.query"),
+    "retrieval.sources": (_choice(*SOURCES), "completion.sources"),
+    "retrieval.definition_tokens": (_int(0, 8192), "budget.definition_tokens"),
     "retrieval.cfc_format": (_choice(*CFC_FORMATS), "completion.cfc_format"),
     "retrieval.chunk_lines": (_int(1, 500), "chunk_lines"),
     "retrieval.chunk_stride": (_int(1, 500), "chunk_stride"),

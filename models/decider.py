@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from models.crossfile import NO_CONTEXT, CrossFile
 from models.decision import POLICIES, RetrieveHead, confidence_probability, sigmoid
-from retrieval.index import ScoredChunk
 
 CONFIDENCE_THRESHOLD = 0.5  # the confidence policy's default threshold
 
@@ -55,7 +55,7 @@ class Decider:
         policy: str,
         threshold: float,
         head: RetrieveHead | None,
-        retrieve: Callable[[], list[ScoredChunk]],
+        retrieve: Callable[[], CrossFile],
         decides_only: bool = False,
         keep_logits: bool = False,
     ) -> None:
@@ -70,7 +70,7 @@ class Decider:
         self.p_retrieve: float | None = None
         self.point: str | None = None  # "prefill" or "first line", once decided
         self.decided_at: float | None = None  # time.perf_counter() when decided
-        self.chunks: list[ScoredChunk] = []  # what the decision retrieved
+        self.chunks: CrossFile = NO_CONTEXT  # what the decision retrieved
         self.logits: np.ndarray | None = None  # at the decision position, when kept
 
     @property
@@ -84,8 +84,8 @@ class Decider:
         head = self.head
         if self.policy == "confidence" or head is None:
             return False
-        found = self._retrieve() if head.jaccard_weight else []
-        z = head.prefill_logit(logits, found[0].score if found else 0.0)
+        best = self._retrieve().best_score if head.jaccard_weight else 0.0
+        z = head.prefill_logit(logits, best)
         if head.decides_at_first_line:
             self._prefill_logit = z  # the first line completes it
             return False

@@ -5,7 +5,9 @@ training pipeline alike, so all of them measure the same code.
 
 Retrieval modes:
 - `never`: generate from the current file only.
-- `always`: retrieve the top-k chunks of other files and generate with them.
+- `always`: retrieve cross-file context (`retrieval.sources`: the top-k chunks of other
+  files, the definitions of the names the cursor needs, or both; `models.crossfile`) and
+  generate with it.
 - `selective`: start generating without cross-file context and decide from that same
   pass (see `models.decision`). With a model that carries a learned retrieve token the
   decision is read at the end of the prefill, before the first token (after the first
@@ -25,6 +27,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from models.crossfile import (
+    NO_CONTEXT,
+    CrossFile,
+    LineMemory,
+    needed_definitions,
+    signal_count,
+)
 from models.decider import CONFIDENCE_THRESHOLD, Decider, resolve_policy
 from models.generation import LlamaGenerator, Pass, PassStats
 from models.online import ContextRace
@@ -34,6 +43,7 @@ from models.remote import RemoteCancelled, RemoteCompletions
 from models.shape import CompletionShape
 from models.text_lines import offset_at
 from retrieval.index import ScoredChunk
+from retrieval.needed import Resolved
 from retrieval.syntax import CursorSyntax, cursor_syntax, syntax_query
 from retrieval.workspace_index import WorkspaceIndex
 
@@ -60,6 +70,8 @@ class CompletionOptions:
     # "lines": the last `query_lines` lines (RepoEval); "syntax": the signatures around the
     # cursor and the lines of the enclosing definition (retrieval.syntax.syntax_query).
     query: str = "lines"
+    # What other files contribute: "windows", "definitions" or "both" (models.crossfile).
+    sources: str = "windows"
     budget: PromptBudget = field(default_factory=PromptBudget)
     # The chunks commented out at the start of the prefix (the paper's rendering): with the
     # default 0.5B model, Qwen's repository format made completions worse with retrieval
@@ -166,7 +178,9 @@ class _Timings:
 
 
 class _Retrieval:
-    """The chunks of other files for this request: searched once, when first needed."""
+    """The cross-file context of this request: the definitions the cursor needs, resolved
+    at once (cheap, and a decision signal), and the windows, searched once when first
+    needed; `options.sources` says which of them the context holds."""
 
     def __init__(
         self,
@@ -178,13 +192,21 @@ class _Retrieval:
     ) -> None:
         self._engine, self._request, self._cursor = engine, request, cursor
         self._options, self._timings = options, timings
-        self._found: list[ScoredChunk] | None = None
+        t = time.perf_counter()
+        self.definitions = engine.definitions(request, cursor)
+        timings.retrieval += (time.perf_counter() - t) * 1000
+        self._found: CrossFile | None = None
 
-    def __call__(self) -> list[ScoredChunk]:
+    def __call__(self) -> CrossFile:
         if self._found is None:
-            t = time.perf_counter()
-            self._found = self._engine.search(self._request, self._cursor, self._options)
-            self._timings.retrieval += (time.perf_counter() - t) * 1000
+            sources = self._options.sources
+            windows: list[ScoredChunk] = []
+            if sources != "definitions":
+                t = time.perf_counter()
+                windows = self._engine.search(self._request, self._cursor, self._options)
+                self._timings.retrieval += (time.perf_counter() - t) * 1000
+            definitions = self.definitions if sources != "windows" else []
+            self._found = CrossFile(windows, definitions)
         return self._found
 
 
@@ -218,6 +240,7 @@ class CompletionEngine:
         self.index = index
         self.remote = remote
         self.parallel = parallel
+        self.line_memory = LineMemory()
 
     def complete(
         self,
@@ -251,7 +274,9 @@ class CompletionEngine:
                     request, context, options, retrieve(), cursor, is_cancelled
                 )
             elif options.mode == "never" and self.remote is not None:
-                outcome = self._generate_with(request, context, options, [], cursor, is_cancelled)
+                outcome = self._generate_with(
+                    request, context, options, NO_CONTEXT, cursor, is_cancelled
+                )
             else:
                 outcome = self._generate_deciding(
                     request, context, options, cursor, decider, retrieve, timings, is_cancelled
@@ -260,7 +285,9 @@ class CompletionEngine:
             timings.decision = (decider.decided_at - started) * 1000
         text = cursor.restore(outcome.result.text, context)
         timings.add_pass(outcome.result)
-        record = self._record(request, options, decider, cursor, outcome, timings, started, text)
+        record = self._record(
+            request, options, decider, cursor, outcome, timings, started, text, retrieve
+        )
         return CompletionResult(text, record.as_dict(), decider.logits)
 
     def policy(self, options: CompletionOptions) -> tuple[str, float]:
@@ -274,12 +301,12 @@ class CompletionEngine:
         request: CompletionRequest,
         context: FimContext,
         options: CompletionOptions,
-        chunks: list[ScoredChunk],
+        crossfile: CrossFile,
         cursor: Cursor,
         is_cancelled: Callable[[], bool],
     ) -> _Outcome:
-        """One pass with these chunks (none: the current file only); no decision."""
-        prompt = self.prompt(request, context, options, chunks)
+        """One pass with this context (none: the current file only); no decision."""
+        prompt = self.prompt(request, context, options, crossfile)
         return _Outcome(self._final(prompt, cursor, is_cancelled), prompt)
 
     def _generate_deciding(
@@ -296,7 +323,7 @@ class CompletionEngine:
         """`selective` (and `never`, which only records the decision): the pass without
         cross-file context feeds the decider; retrieving abandons it and generates again
         with the chunks (or keeps online serving's context pass)."""
-        prompt = self.prompt(request, context, options, [])
+        prompt = self.prompt(request, context, options, NO_CONTEXT)
         race = self._start_race(request, context, options, cursor, retrieve, is_cancelled)
 
         def decided(abandon: bool) -> bool:
@@ -378,6 +405,16 @@ class CompletionEngine:
 
     # -- context, prompt, record ---------------------------------------------------------------
 
+    def definitions(self, request: CompletionRequest, cursor: Cursor) -> list[Resolved]:
+        """The definitions in other files of the names the cursor needs (symbol index),
+        in the order this line used them before (`LineMemory`)."""
+        if self.index is None or self.index.symbols is None:
+            return []
+        path = str(request.path)
+        found = needed_definitions(self.index.symbols, path, cursor.left, request.text)
+        above = cursor.left[: cursor.left.rfind("\n") + 1]
+        return self.line_memory.stable(path, request.line, above, found)
+
     def search(
         self, request: CompletionRequest, cursor: Cursor, options: CompletionOptions
     ) -> list[ScoredChunk]:
@@ -396,15 +433,18 @@ class CompletionEngine:
         request: CompletionRequest,
         context: FimContext,
         options: CompletionOptions,
-        chunks: list[ScoredChunk],
+        crossfile: CrossFile,
     ) -> Prompt:
         root = self.index.root if self.index is not None else request.path.parent
+        definitions = [d.definition for d in crossfile.definitions]
         return build_prompt(
             self.generator,
             context=context,
             budget=options.budget,
-            chunks=chunks,
-            chunk_paths=[self._display_path(c.chunk.path) for c in chunks],
+            chunks=crossfile.windows,
+            chunk_paths=[self._display_path(c.chunk.path) for c in crossfile.windows],
+            definitions=definitions,
+            definition_paths=[self._display_path(d.path) for d in definitions],
             current_path=self._display_path(str(request.path)),
             repo_name=root.name,
             cfc_format=options.cfc_format,
@@ -421,8 +461,10 @@ class CompletionEngine:
         timings: _Timings,
         started: float,
         text: str,
+        retrieve: _Retrieval,
     ) -> DecisionRecord:
         stats, used = outcome.result.stats, outcome.prompt.chunks
+        used_definitions = outcome.prompt.definitions
         always = options.mode == "always"
         return DecisionRecord(
             uri=request.uri or request.path.as_uri(),
@@ -432,7 +474,7 @@ class CompletionEngine:
             policy="always" if always else decider.policy,
             threshold=None if always else decider.threshold,
             p_retrieve=None if decider.p_retrieve is None else round(decider.p_retrieve, 4),
-            retrieved=bool(used),
+            retrieved=bool(used or used_definitions),
             chunks=[
                 {
                     "path": self._display_path(c.chunk.path),
@@ -442,6 +484,20 @@ class CompletionEngine:
                 }
                 for c in used
             ],
+            definitions=[
+                {
+                    "path": self._display_path(d.path),
+                    "name": d.name,
+                    "line": d.line,
+                    "tokens": tokens,
+                }
+                for d, tokens in used_definitions
+            ],
+            needed_resolved=(
+                signal_count(retrieve.definitions)
+                if self.index is not None and self.index.symbols is not None
+                else None
+            ),
             multiline=cursor.shape.multiline,
             prompt_tokens=stats.prompt_tokens,
             reused_tokens=stats.reused_tokens,

@@ -10,6 +10,11 @@ is placed last, next to the code being completed):
 or, with `cfc_format="comment"`, the Repoformer paper's rendering: every chunk line
 commented out, placed at the start of the left context.
 
+Resolved definitions (`retrieval.symbols`: signatures, first doc lines, a class's fields
+and method signatures) come first in the CFC, grouped by file, in the order given, within
+their own budget; the windows fill the rest of the CFC budget, leaving out any window that
+holds an included definition's signature line.
+
 Budgets are in tokens: the left context keeps the lines nearest the cursor, the right
 context the lines right after it, and CFC takes whole chunks while they fit.
 """
@@ -22,6 +27,7 @@ from typing import Protocol
 
 from repoformer_common.languages import comment_marker
 from retrieval.index import ScoredChunk
+from retrieval.symbols import Definition
 from retrieval.syntax import header_comment
 
 
@@ -36,6 +42,8 @@ class PromptBudget:
     left_tokens: int = 512
     right_tokens: int = 256
     cfc_tokens: int = 512
+    # Of the CFC budget, at most this much for definitions (they come first).
+    definition_tokens: int = 256
     # The left context starts on a line number that is a multiple of this, so that the
     # start of the prompt (and llama.cpp's KV cache of it) stays the same while the user
     # types; the price is up to this many lines fewer than the budget would allow.
@@ -58,6 +66,8 @@ class Prompt:
     right_tokens: int
     cfc_tokens: int
     chunks: list[ScoredChunk] = field(default_factory=list)  # the chunks actually included
+    # The definitions actually included, with the tokens each took.
+    definitions: list[tuple[Definition, int]] = field(default_factory=list)
     decision_index: int = -1  # <|fim_middle|>: where the retrieval decision is read
 
 
@@ -144,6 +154,47 @@ def fim_context(tok: Tokenizer, left: str, right: str, budget: PromptBudget) -> 
     )
 
 
+def _definition_groups(
+    tok: Tokenizer,
+    definitions: Sequence[Definition],
+    paths: Sequence[str],
+    budget: int,
+    cfc_format: str,
+    comment: str,
+) -> tuple[list[list[int]], list[tuple[Definition, int]]]:
+    """Token ids of the definitions, one group per file (in the order of first appearance),
+    taking each definition in turn while it fits the budget."""
+    groups: dict[str, list[int]] = {}
+    included: list[tuple[Definition, int]] = []
+    used = 0
+    for definition, path in zip(definitions, paths, strict=True):
+        text = definition.text + "\n"
+        if cfc_format == "comment":
+            text = "".join(f"{comment} {line}" for line in text.splitlines(keepends=True))
+        ids = tok.tokenize(text)
+        head: list[int] = []
+        if path not in groups:
+            opener = (
+                f"{comment} the below code fragment can be found in:\n{comment} {path}\n"
+                if cfc_format == "comment"
+                else f"{path}\n"
+            )
+            head = tok.tokenize(opener)
+        cost = len(ids) + len(head) + (1 if head else 0)  # + <|file_sep|> of a new group
+        if used + cost > budget:
+            continue
+        groups.setdefault(path, head)
+        groups[path] += ids
+        included.append((definition, len(ids)))
+        used += cost
+    return list(groups.values()), included
+
+
+def _holds_definition(chunk: ScoredChunk, definitions: list[tuple[Definition, int]]) -> bool:
+    c = chunk.chunk
+    return any(d.path == c.path and c.start_line <= d.line < c.end_line for d, _ in definitions)
+
+
 def build_prompt(
     tok: Tokenizer,
     *,
@@ -153,12 +204,15 @@ def build_prompt(
     context: FimContext | None = None,
     chunks: Sequence[ScoredChunk] = (),
     chunk_paths: Sequence[str] = (),
+    definitions: Sequence[Definition] = (),
+    definition_paths: Sequence[str] = (),
     current_path: str = "",
     repo_name: str = "",
     cfc_format: str = "repo",
     layout: str = "psm",
 ) -> Prompt:
-    """Token ids of the FIM prompt; `chunk_paths[i]` is the display path of `chunks[i]`.
+    """Token ids of the FIM prompt; `chunk_paths[i]` is the display path of `chunks[i]`,
+    `definition_paths[i]` that of `definitions[i]`.
 
     Pass `context` (from `fim_context`) to reuse the current file's tokens across the
     prompts of one request; otherwise `left`/`right` are tokenized here.
@@ -167,9 +221,19 @@ def build_prompt(
     left_ids, right_ids = context.left_ids, context.right_ids
 
     comment = comment_marker(current_path)
+    def_groups, defs_included = _definition_groups(
+        tok,
+        definitions,
+        definition_paths,
+        min(budget.definition_tokens, budget.cfc_tokens),
+        cfc_format,
+        comment,
+    )
+    used = sum(len(ids) + 1 for ids in def_groups)
     included: list[tuple[ScoredChunk, list[int]]] = []
-    used = 0
     for chunk, path in zip(chunks, chunk_paths, strict=True):
+        if _holds_definition(chunk, defs_included):
+            continue  # the definition is in the prompt already
         body = render_chunk(chunk, path, cfc_format, comment)
         ids = tok.tokenize(body if cfc_format == "comment" else f"{path}\n{body}")
         cost = len(ids) + 1  # + <|file_sep|>
@@ -183,16 +247,17 @@ def build_prompt(
     fim_middle = tok.token_id("<|fim_middle|>")
     head: list[int] = []
     cfc_ids: list[int] = []
-    if included:
-        # Best chunk last: nearest to the code being completed.
-        ordered = list(reversed(included))
+    if included or def_groups:
+        # Definitions first, then the windows with the best chunk last: nearest to the
+        # code being completed.
+        ordered = def_groups + [ids for _, ids in reversed(included)]
         if cfc_format == "comment":
-            for _, ids in ordered:
+            for ids in ordered:
                 cfc_ids += ids
         else:
             file_sep = tok.token_id("<|file_sep|>")
             head = [tok.token_id("<|repo_name|>")] + tok.tokenize(f"{repo_name}\n")
-            for _, ids in ordered:
+            for ids in ordered:
                 head += [file_sep] + ids
             head += [file_sep] + tok.tokenize(f"{current_path}\n")
     if layout == "spm":
@@ -210,5 +275,6 @@ def build_prompt(
         right_tokens=len(right_ids),
         cfc_tokens=len(head) + len(cfc_ids),
         chunks=[c for c, _ in included],
+        definitions=defs_included,
         decision_index=decision_index,
     )

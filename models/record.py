@@ -24,6 +24,7 @@ class DecisionRecord:
     p_retrieve: float | None = None
     retrieved: bool = False
     chunks: list[dict[str, Any]] = field(default_factory=list)  # path, start/end line, score
+    definitions: list[dict[str, Any]] = field(default_factory=list)  # path, name, line, tokens
     multiline: bool | None = None
     prompt_tokens: int = 0
     reused_tokens: int = 0
@@ -39,11 +40,23 @@ class DecisionRecord:
     cache: str | None = None  # "type-through"
     error: str | None = None  # cancelled, superseded, or why the model is unavailable
     stale: bool | None = None  # finished after its document changed: not shown
+    # How many names the cursor needs resolved to a definition in another file (a decision
+    # signal); None without a symbol index.
+    needed_resolved: int | None = None
     # False for requests answered without a model run (type-through, errors, supersede):
     # their record leaves out what only a run has (policy, prompt tokens, threads, ...).
     ran_model: bool = True
 
-    OPTIONAL = ("generator", "decided_at", "online", "prompt_ids", "cache", "error", "stale")
+    OPTIONAL = (
+        "generator",
+        "decided_at",
+        "online",
+        "prompt_ids",
+        "cache",
+        "error",
+        "stale",
+        "needed_resolved",
+    )
     MODEL_RUN = (
         "policy",
         "threshold",

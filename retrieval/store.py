@@ -1,6 +1,7 @@
 """The index on disk (SQLite in the cache folder): a restart re-reads only what changed.
 
-One row per file: its size, modification time and content hash, and its chunks. At build
+One row per file: its size, modification time and content hash, its chunks and its
+symbols (definitions and imports, `retrieval.symbols`). At build
 time a file whose size and mtime are unchanged is loaded from its row without being read
 (one row at a time, so a restart holds only the index in memory); one whose mtime moved is
 read and hashed, and re-chunked only if its content changed. Rows of files that are gone
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from repoformer_common.paths import cache_root
 from retrieval.chunking import Chunk
+from retrieval.symbols import FileSymbols
 
-SCHEMA_VERSION = 2  # 2: chunks without their token sets
+SCHEMA_VERSION = 3  # 2: chunks without their token sets; 3: and the file's symbols
 
 
 def default_store_path(root: Path, params: str) -> Path:
@@ -47,7 +49,7 @@ class IndexStore:
         self.db = sqlite3.connect(path, check_same_thread=False)
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, mtime_ns INTEGER, "
-            "size INTEGER, sha256 TEXT, chunks TEXT)"
+            "size INTEGER, sha256 TEXT, chunks TEXT, symbols TEXT)"
         )
 
     def stamps(self) -> dict[str, StoredFile]:
@@ -55,23 +57,38 @@ class IndexStore:
         rows = self.db.execute("SELECT path, mtime_ns, size, sha256 FROM files")
         return {path: StoredFile(mtime, size, sha) for path, mtime, size, sha in rows}
 
-    def chunks(self, path: str) -> list[Chunk] | None:
-        """The stored chunks of `path`; None when there are none or the row is damaged."""
-        row = self.db.execute("SELECT chunks FROM files WHERE path = ?", (path,)).fetchone()
+    def load(self, path: str) -> tuple[list[Chunk], FileSymbols | None] | None:
+        """The stored chunks and symbols of `path` (symbols None: the file's language has
+        no grammar); None when there is no row or it is damaged."""
+        row = self.db.execute(
+            "SELECT chunks, symbols FROM files WHERE path = ?", (path,)
+        ).fetchone()
         if row is None:
             return None
         try:
-            return [
+            chunks = [
                 Chunk(path, start, end, text, header)
                 for start, end, text, header in json.loads(row[0])
             ]
-        except (ValueError, TypeError):
+            symbols = FileSymbols.from_json(path, json.loads(row[1])) if row[1] else None
+        except (ValueError, TypeError, KeyError):
             return None  # a damaged row: the file is simply read again
+        return chunks, symbols
 
-    def save(self, path: str, mtime_ns: int, size: int, sha: str, chunks: list[Chunk]) -> None:
+    def save(
+        self,
+        path: str,
+        mtime_ns: int,
+        size: int,
+        sha: str,
+        chunks: list[Chunk],
+        symbols: FileSymbols | None,
+    ) -> None:
         blob = json.dumps([[c.start_line, c.end_line, c.text, c.header] for c in chunks])
+        symbols_blob = json.dumps(symbols.to_json()) if symbols is not None else None
         self.db.execute(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", (path, mtime_ns, size, sha, blob)
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
+            (path, mtime_ns, size, sha, blob, symbols_blob),
         )
 
     def touch(self, path: str, mtime_ns: int) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from retrieval.index import ChunkIndex, ScoredChunk
 from retrieval.store import IndexStore, StoredFile, content_hash
+from retrieval.symbols import FileSymbols, SymbolIndex, extract_symbols
 from retrieval.watcher import WorkspaceWatcher
 from retrieval.workspace import FileFilter, iter_source_files, read_source_file
 
@@ -20,7 +21,8 @@ ProgressCallback = Callable[[int, int, str], None]
 
 
 class WorkspaceIndex:
-    """Keeps a ChunkIndex in step with a workspace folder and the documents open in an editor.
+    """Keeps a ChunkIndex (and a SymbolIndex of the files' definitions and imports) in step
+    with a workspace folder and the documents open in an editor.
 
     Open documents win over disk: a watcher event for an open file is ignored until the
     editor closes it, at which point the disk version is read again.
@@ -37,17 +39,20 @@ class WorkspaceIndex:
         chunking: str = "windows",
         store: Path | None = None,
         max_chunks: int = 1_000_000,
+        symbols: bool = True,
     ) -> None:
         """`store`: an SQLite file that keeps the index across restarts (None: memory only).
         `max_chunks`: the build stops adding files beyond this many chunks (about 5 million
         lines and 1.3 GB of memory with fixed windows), so a huge monorepo cannot exhaust
-        memory."""
+        memory. `symbols`: also keep the definitions and imports of every file with a
+        grammar (`retrieval.symbols`, the `definitions` source)."""
         self.max_chunks = max_chunks
         self.skipped_for_size = 0
         self.root = root.resolve()
         self.store_path = store
         self.filter = FileFilter(self.root, max_file_bytes, tuple(exclude))
         self.chunks = ChunkIndex(window, stride, chunking)
+        self.symbols: SymbolIndex | None = SymbolIndex() if symbols else None
         self._open: dict[str, str] = {}
         # (mtime_ns, size) of each file as last indexed from disk: a watcher event for a
         # file whose stamp did not change (a touch, a read reported as an event) reads nothing.
@@ -119,31 +124,49 @@ class WorkspaceIndex:
             st = path.stat()
         except OSError:
             return
-        chunks = None
+        stored = None
         unchanged = row is not None and (row.mtime_ns, row.size) == (st.st_mtime_ns, st.st_size)
         if unchanged and store is not None:
-            chunks = store.chunks(key)
-            if chunks is not None:
+            stored = store.load(key)
+            if stored is not None:
                 self.build_stats["loaded"] += 1
-        if chunks is None:
+        if stored is None:
             text = self._read(path)
             if text is None:
                 return
             self.build_stats["read"] += 1
             sha = content_hash(text)
             if row is not None and row.sha256 == sha and store is not None:
-                chunks = store.chunks(key)  # touched, not changed
-                if chunks is not None:
+                stored = store.load(key)  # touched, not changed
+                if stored is not None:
                     store.touch(key, st.st_mtime_ns)
-            if chunks is None:
+            if stored is None:
                 self.build_stats["rechunked"] += 1
-                chunks = self.chunks.chunk_text(key, text)
+                stored = (self.chunks.chunk_text(key, text), extract_symbols(key, text))
                 if store is not None:
-                    store.save(key, st.st_mtime_ns, st.st_size, sha, chunks)
+                    store.save(key, st.st_mtime_ns, st.st_size, sha, *stored)
+        chunks, symbols = stored
         with self._lock:
             if key not in self._open:
                 self.chunks.set_chunks(key, chunks)
+                self._set_symbols(key, symbols)
                 self._disk_stamps[key] = (st.st_mtime_ns, st.st_size)
+
+    def _set_symbols(self, key: str, symbols: FileSymbols | None) -> None:
+        if self.symbols is not None:
+            self.symbols.set_symbols(key, symbols)
+
+    def _index_text(self, key: str, text: str) -> None:
+        """One file's new text into both indexes (the caller holds the lock)."""
+        self.chunks.update_file(key, text)
+        if self.symbols is not None:
+            self.symbols.update_file(key, text)
+
+    def _drop_file(self, key: str) -> None:
+        self.chunks.remove_file(key)
+        if self.symbols is not None:
+            self.symbols.remove_file(key)
+        self._disk_stamps.pop(key, None)
 
     # -- editor documents ---------------------------------------------------------------
 
@@ -166,7 +189,7 @@ class WorkspaceIndex:
         with self._lock:
             self._open[key] = text
             if self._indexable(path):
-                self.chunks.update_file(key, text)
+                self._index_text(key, text)
 
     def close_document(self, path: Path) -> None:
         """didClose: fall back to what is on disk."""
@@ -196,10 +219,9 @@ class WorkspaceIndex:
             if key in self._open:
                 return
             if text is None:
-                self.chunks.remove_file(key)
-                self._disk_stamps.pop(key, None)
+                self._drop_file(key)
             else:
-                self.chunks.update_file(key, text)
+                self._index_text(key, text)
                 if stamp is not None:
                     self._disk_stamps[key] = stamp
 
@@ -209,8 +231,8 @@ class WorkspaceIndex:
             prefix = str(path) + "/"
             for indexed in self.chunks.files():
                 if indexed.startswith(prefix) and not Path(indexed).exists():
-                    self.chunks.remove_file(indexed)
-                    self._disk_stamps.pop(indexed, None)
+                    with self._lock:
+                        self._drop_file(indexed)
             self.refresh_from_disk(path)
 
     def start_watching(self, settle_seconds: float = 0.3) -> None:

@@ -314,3 +314,20 @@ async def test_model_name_switches_the_loaded_model(client: LanguageClient, work
         client, {"retrieval": {"mode": "never"}, "model": {"name": "qwen2.5-coder-0.5b"}}
     )
     await wait_for_log(client, "repoformer model loaded: instant-qwen2.5-coder-0.5b", after=after)
+
+
+async def test_demo_cursor_gets_the_imported_definition(client: LanguageClient, workspace: Path):
+    # The demo's `save_items(` cursor: the definition lives in inventory/storage.py, imported
+    # by the file being edited; the Jaccard windows alone never found it.
+    from repoformer_cli.demo import DEMO_CURSORS, DEMO_FILE
+
+    left, right = DEMO_CURSORS[0]
+    await push_settings(client, {"retrieval": {"mode": "always", "sources": "definitions"}})
+    uri = open_doc(client, workspace / DEMO_FILE, left + right)
+    _, record = await complete_at_end(client, uri, left)
+    assert record["retrieved"] is True and record["chunks"] == []
+    used = {(d["path"], d["name"]) for d in record["definitions"]}
+    assert ("inventory/storage.py", "save_items") in used, record["definitions"]
+    assert all(d["tokens"] > 0 for d in record["definitions"])
+    assert record["needed_resolved"] >= 1
+    await push_settings(client, {"retrieval": {"mode": "never"}})

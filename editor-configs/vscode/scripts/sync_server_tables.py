@@ -62,6 +62,11 @@ DESCRIPTIONS: dict[str, str] = {
     "retrieval.query_lines": "Non-blank lines before the cursor used as the retrieval query.",
     "retrieval.query": "lines: the last queryLines lines; syntax: the signatures of the "
     "definitions around the cursor and the lines of the innermost one (tree-sitter).",
+    "retrieval.sources": "What other files contribute: windows (chunks similar to the lines "
+    "before the cursor), definitions (the signatures of the functions and classes the cursor "
+    "uses, resolved through the file's imports) or both.",
+    "retrieval.definition_tokens": "Of context.cfcTokens, at most this many tokens for "
+    "definitions (they come first).",
     "retrieval.cfc_format": "How retrieved chunks are put into the prompt: comment (commented "
     "out, in the file's comment syntax) or repo (the model's file separators).",
     "retrieval.chunk_lines": "Lines per indexed chunk (window size).",
