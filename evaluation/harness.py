@@ -49,6 +49,7 @@ def run_eval(
     line_in_middle: bool = True,
     cfc_format: str | None = None,
     project_set: str = "eval",
+    sources: str = "windows",
 ) -> int:
     """`cfc_format`: None is the server's rendering (`CompletionOptions`). `project_set`:
     the list of `evaluation/repos.toml` to run (`eval`: the fresh projects; `eval_popular`:
@@ -83,7 +84,7 @@ def run_eval(
         generator = LlamaGenerator(model_path, n_threads=n_threads)
         policy = LlamaGenerator(policy_model) if policy_model else None
         base = CompletionOptions(
-            threshold=threshold, layout=layout, query=query, cfc_format=cfc_format
+            threshold=threshold, layout=layout, query=query, cfc_format=cfc_format, sources=sources
         )
         base = replace(base, budget=replace(base.budget, line_in_middle=line_in_middle))
         if right_tokens is not None:
@@ -124,6 +125,7 @@ def run_eval(
         "mid_line": mid_line_only,
         "line_in_middle": line_in_middle,
         "cfc_format": cfc_format,
+        "sources": sources,
         "n_tasks": len(rows),
         "n_tasks_planned": len(tasks),
     }

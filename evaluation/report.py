@@ -48,6 +48,7 @@ def _summary(outcomes: list[dict[str, Any]], types: list[str]) -> dict[str, Any]
                 "es": float(np.mean([o["es"] for o in sel])),
             }
     ms = [o["ms"] for o in outcomes]
+    tokens = [o["prompt_tokens"] for o in outcomes if o.get("prompt_tokens") is not None]
     out["all"] = {
         "n": len(outcomes),
         "em": 100 * float(np.mean([o["em"] for o in outcomes])),
@@ -57,6 +58,8 @@ def _summary(outcomes: list[dict[str, Any]], types: list[str]) -> dict[str, Any]
         "latency_ms_p95": float(np.percentile(ms, 95)),
         "latency_ms_mean": float(np.mean(ms)),
     }
+    if tokens:
+        out["all"]["prompt_tokens_mean"] = float(np.mean(tokens))
     return out
 
 
@@ -67,6 +70,7 @@ def _plain(row: dict[str, Any], mode: str) -> dict[str, Any]:
         "em": r["em"],
         "retrieved": bool(r["retrieved"]),
         "ms": r["timings_ms"]["total"],
+        "prompt_tokens": r.get("prompt_tokens"),
     }
 
 
@@ -140,6 +144,15 @@ def build_report(
         unsure = [1 - float(np.exp(r["never"]["first_token_logprob"])) for r in rows]
         decision["auroc_first_token_uncertainty"] = auroc(unsure, labels)
         intervals["auroc_first_token_uncertainty"] = bootstrap_auroc(unsure, labels)
+    # "A name the cursor needs resolves to a definition in another file" (symbol index;
+    # runs since issue 21 record it): the count of such names as the score.
+    # (Either pass has it: it does not depend on the mode; a reused `never` may predate it.)
+    needed = [r["never"].get("needed_resolved", r["always"].get("needed_resolved")) for r in rows]
+    if rows and all(n is not None for n in needed):
+        resolved = [float(n) for n in needed]
+        decision["auroc_needed_resolved"] = auroc(resolved, labels)
+        decision["needed_resolved_share"] = float(np.mean([x > 0 for x in resolved]))
+        intervals["auroc_needed_resolved"] = bootstrap_auroc(resolved, labels)
     if all("policy_p_retrieve" in r for r in rows):
         policy_p = [r["policy_p_retrieve"] for r in rows]
         intervals["auroc_policy_model"] = bootstrap_auroc(policy_p, labels)
@@ -301,22 +314,24 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         f"Model: {meta['model_name']}; tasks: {meta['n_tasks']} done of "
         f"{meta.get('n_tasks_planned', meta['n_tasks'])} sampled from {len(meta['repos'])} "
-        f"projects (seed {meta['seed']}). EM/ES as in RepoEval (first N non-blank lines); "
+        f"projects (seed {meta['seed']}); cross-file sources: "
+        f"{meta.get('sources', 'windows')}. EM/ES as in RepoEval (first N non-blank lines); "
         "selective rows are scored offline from the never/always runs.",
         "",
         "| model | mode | "
         + " | ".join(f"{t} EM/ES" for t in TASK_TYPES)
-        + " | all EM/ES | retrieve | p50 ms | p95 ms | speedup vs always |",
-        "|---|---|" + "---|" * (len(TASK_TYPES) + 5),
+        + " | all EM/ES | retrieve | prompt tokens | p50 ms | p95 ms | speedup vs always |",
+        "|---|---|" + "---|" * (len(TASK_TYPES) + 6),
     ]
     for mode, s in report["modes"].items():
         cells = [f"{s[t]['em']:.1f} / {s[t]['es']:.1f}" if t in s else "-" for t in TASK_TYPES]
         a = s["all"]
+        tokens = f"{a['prompt_tokens_mean']:.0f}" if "prompt_tokens_mean" in a else "-"
         lines.append(
             f"| {meta['model_name']} | {mode} | "
             + " | ".join(cells)
             + f" | {a['em']:.1f} / {a['es']:.1f} | {100 * a['retrieve_share']:.0f}% "
-            f"| {a['latency_ms_p50']:.0f} | {a['latency_ms_p95']:.0f} "
+            f"| {tokens} | {a['latency_ms_p50']:.0f} | {a['latency_ms_p95']:.0f} "
             f"| {a['speedup_vs_always']:.2f}x |"
         )
     lines += _paired_markdown(report)

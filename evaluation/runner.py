@@ -56,6 +56,8 @@ def _pass(engine: CompletionEngine, task: Task, req: CompletionRequest, opts: Co
         "p_retrieve": rec["p_retrieve"],
         "retrieved": rec["retrieved"],
         "chunks": rec["chunks"],
+        "definitions": rec["definitions"],
+        "needed_resolved": rec.get("needed_resolved"),
         "prompt_tokens": rec["prompt_tokens"],
         "timings_ms": rec["timings_ms"],
     }

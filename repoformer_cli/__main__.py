@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from lsp_server.settings import Settings, parse_settings
+from models.crossfile import SOURCES
 from models.decision import POLICIES
 from models.engine import (
     CONFIDENCE_THRESHOLD,
@@ -103,6 +104,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
         raw["retrieval.threshold"] = args.threshold
     if args.policy:
         raw["retrieval.policy"] = args.policy
+    if args.sources:
+        raw["retrieval.sources"] = args.sources
     if args.model_path:
         raw["model.path"] = args.model_path
     if args.model:
@@ -227,6 +230,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         line_in_middle=not args.line_in_prefix,
         cfc_format=args.cfc_format,
         project_set=args.project_set,
+        sources=args.sources,
     )
 
 
@@ -367,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--mode", choices=MODES)
     complete.add_argument("--threshold", type=float)
     complete.add_argument("--policy", choices=POLICIES)
+    complete.add_argument("--sources", choices=SOURCES, help="cross-file context sources")
     complete.add_argument("--model-path", help="a GGUF file instead of the default model")
     complete.add_argument("--model", choices=list(MODELS), help="a packaged model by name")
     complete.add_argument("--json", action="store_true", help="print the decision record too")
@@ -420,6 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--reuse-never", help="results.jsonl whose `never` runs are reused")
     ev.add_argument("--right-tokens", type=int, help="right-context budget (default: server's)")
     ev.add_argument("--query", choices=QUERIES, default="lines", help="retrieval query")
+    ev.add_argument(
+        "--sources",
+        choices=SOURCES,
+        default="windows",
+        help="cross-file context: Jaccard windows, resolved definitions, or both",
+    )
     ev.add_argument(
         "--mid-line", action="store_true", help="single-line tasks with the cursor inside the line"
     )
