@@ -266,12 +266,14 @@ def summarize(run: dict[str, Any], floor: list[float]) -> dict[str, Any]:
 
 
 def index_benchmark(roots: list[Path], queries: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Build over several projects; retrieval latency; re-indexing a 1,000-line file."""
+    """Build over several projects; retrieval latency; re-indexing a 1,000-line file; the
+    symbol index: one file's extraction, and resolving a cursor's needed names."""
     import concurrent.futures
     import multiprocessing
     import resource
     import tempfile
 
+    from models.crossfile import needed_definitions
     from retrieval.workspace_index import WorkspaceIndex
 
     rng = np.random.default_rng(seed)
@@ -289,6 +291,7 @@ def index_benchmark(roots: list[Path], queries: int = 200, seed: int = 0) -> dic
     restart_s = time.perf_counter() - started
     store_mb = store.stat().st_size / 1e6
     store.unlink()
+    symbols = index.symbols
     files = [Path(f) for f in index.chunks.files()]  # what was indexed
     texts: list[tuple[Path, str]] = []  # a few files, for queries and the edit (not all:
     lines_total = 0  # holding every text would count in the memory measured below)
@@ -309,14 +312,26 @@ def index_benchmark(roots: list[Path], queries: int = 200, seed: int = 0) -> dic
         s = time.perf_counter()
         index.search(query, 4, f)
         search_ms.append((time.perf_counter() - s) * 1000)
+    resolve_ms, resolved = [], []
+    for _ in range(queries):
+        f, t = texts[int(rng.integers(len(texts)))]
+        cut = int(rng.integers(len(t) + 1))  # a cursor anywhere in the file
+        s = time.perf_counter()
+        found = needed_definitions(symbols, str(f), t[:cut], t) if symbols is not None else []
+        resolve_ms.append((time.perf_counter() - s) * 1000)
+        resolved.append(len(found))
     big = "\n".join((t for _, t in texts)).split("\n")[:1000]
     target = common / "bench_edit.py"
-    update_ms = []
+    update_ms, extract_ms = [], []
     for i in range(20):
         big[i * 10] = f"edited_{i} = {i}"
         s = time.perf_counter()
-        index.open_document(target, "\n".join(big))
+        index.open_document(target, "\n".join(big))  # chunks and symbols
         update_ms.append((time.perf_counter() - s) * 1000)
+        if symbols is not None:
+            s = time.perf_counter()
+            symbols.update_file(str(target), "\n".join(big))  # symbols alone
+            extract_ms.append((time.perf_counter() - s) * 1000)
     return {
         "files": len(files),
         "lines": lines_total,
@@ -328,10 +343,20 @@ def index_benchmark(roots: list[Path], queries: int = 200, seed: int = 0) -> dic
         "search_ms_p95": float(np.percentile(search_ms, 95)),
         "reindex_1000_line_file_ms_p50": float(np.percentile(update_ms, 50)),
         "reindex_1000_line_file_ms_p95": float(np.percentile(update_ms, 95)),
+        "definitions": len(symbols) if symbols is not None else 0,
+        "symbols_1000_line_file_ms_p50": _pct(extract_ms, 50),
+        "symbols_1000_line_file_ms_p95": _pct(extract_ms, 95),
+        "resolve_ms_p50": _pct(resolve_ms, 50),
+        "resolve_ms_p95": _pct(resolve_ms, 95),
+        "resolved_per_cursor_mean": float(np.mean(resolved)) if resolved else None,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "first_build_max_rss_mb": first_build_rss_mb,
         "index_stats": index.chunks.stats(),
     }
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
 
 
 def _first_build(root: Path, store: Path) -> float:
