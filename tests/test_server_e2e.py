@@ -77,6 +77,30 @@ async def test_always_retrieves_chunks_from_other_files(client: LanguageClient, 
     close_doc(client, uri)
 
 
+async def test_definitions_put_the_called_function_in_the_prompt(
+    client: LanguageClient, workspace: Path
+):
+    # The demo's `save_items(` cursor with the real model: the definition of save_items
+    # (inventory/storage.py, imported by the buffer) is resolved and goes into the prompt.
+    from repoformer_cli.demo import DEMO_CURSORS
+
+    left, right = DEMO_CURSORS[0]
+    await set_settings(client, mode="always", sources="both")
+    uri = open_doc(client, workspace / "inventory/restock_defs.py", left + right)
+    text, record = await complete_at_end(client, uri, left)
+    assert record["retrieved"] is True
+    assert ("inventory/storage.py", "save_items") in {
+        (d["path"], d["name"]) for d in record["definitions"]
+    }
+    # No window repeats a definition's line.
+    for c in record["chunks"]:
+        for d in record["definitions"]:
+            assert not (c["path"] == d["path"] and c["start_line"] <= d["line"] < c["end_line"])
+    assert record["needed_resolved"] >= 1 and record["completion_chars"] == len(text)
+    close_doc(client, uri)
+    await set_settings(client, mode="selective", sources="windows")
+
+
 async def test_never_does_not_retrieve_but_reports_confidence(
     client: LanguageClient, workspace: Path
 ):

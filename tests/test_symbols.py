@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from models.crossfile import LineMemory, needed_definitions
 from retrieval.needed import needed_names
 from retrieval.symbols import SymbolIndex, extract_symbols
@@ -300,3 +302,51 @@ def test_one_file_reextraction_touches_that_file_only():
     index.update_file("a.py", body.replace("def f0(", "def g0("))
     assert index.symbols_of("b.py") is before  # untouched
     assert index.named("g0") and not index.named("f0")
+
+
+@pytest.mark.parametrize(
+    ("defining", "text", "using", "left"),
+    [
+        ("lib/tax.js", "export function addTax(c) { return c; }\n", "app/main.js", "x = addTax("),
+        ("lib/tax.ts", "export const addTax = (c: number) => c;\n", "app/main.ts", "addTax("),
+        (
+            "src/a/Tax.java",
+            "package a;\npublic class Tax { public static int addTax(int c) { return c; } }\n",
+            "src/b/Main.java",
+            "class Main { int f() { return Tax.addTax(",
+        ),
+        (
+            "pkg/tax/tax.go",
+            "package tax\n\nfunc AddTax(c int) int { return c }\n",
+            "cmd/main.go",
+            "func main() { AddTax(",
+        ),
+    ],
+)
+def test_by_unique_name_in_every_grammar_language(defining, text, using, left):
+    found = _resolve({defining: text}, using, left)
+    assert found and found[0][0] == defining and found[0][2] == "name", found
+
+
+def test_the_prompt_start_stays_the_same_while_typing_a_call(tmp_path: Path):
+    """Definitions come first in the prompt; typing inside the call keeps them (and so
+    the prompt up to the typed line) unchanged, so the KV cache is reused."""
+    from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
+    from tests.fakes import FakeGenerator
+
+    (tmp_path / "store.py").write_text("def save_items(path, items):\n    pass\n")
+    index = WorkspaceIndex(tmp_path)
+    index.build()
+    engine = CompletionEngine(FakeGenerator("x"), index)  # type: ignore[arg-type]
+    options = CompletionOptions(mode="always", sources="definitions", record_prompt_ids=True)
+    head = "from store import save_items\n\n\ndef f(p, xs):\n    save_items("
+    prompts = []
+    for typed in ["", "p", "p, x", "p, xs"]:
+        text = head + typed + ")\n"
+        request = CompletionRequest(tmp_path / "use.py", text, 4, len("    save_items(" + typed))
+        record = engine.complete(request, options).record
+        assert [d["name"] for d in record["definitions"]] == ["save_items"]
+        prompts.append(record["prompt_ids"])
+    middle = FakeGenerator().token_id("<|fim_middle|>")
+    starts = {tuple(p[: p.index(middle)]) for p in prompts}
+    assert len(starts) == 1
