@@ -40,6 +40,7 @@ DEFAULT = PromptBudget()
 VARIANTS: dict[str, PromptBudget] = {
     "middle": DEFAULT,  # today's default: typed line after <|fim_middle|>, aligned, 256 right
     "prefix": replace(DEFAULT, line_in_middle=False),  # typed line at the end of the prefix
+    "middle-healed": replace(DEFAULT, token_healing=True),  # the middle, token healing
     "prefix-unaligned": replace(DEFAULT, line_in_middle=False, left_align_lines=1),
     "prefix-right512": replace(DEFAULT, line_in_middle=False, right_tokens=512),
     "prefix-right64": replace(DEFAULT, line_in_middle=False, right_tokens=64),

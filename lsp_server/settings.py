@@ -183,6 +183,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "context.cfc_tokens": (_int(0, 8192), "budget.cfc_tokens"),
     "context.left_align_lines": (_int(1, 1000), "budget.left_align_lines"),
     "context.line_in_middle": (_bool, "budget.line_in_middle"),
+    "context.token_healing": (_bool, "budget.token_healing"),
     "context.layout": (_choice(*LAYOUTS), "completion.layout"),
     "completion.debounce_ms": (_int(0, 5000), "debounce_ms"),
     "completion.type_through": (_bool, "type_through"),

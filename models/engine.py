@@ -394,7 +394,11 @@ class CompletionEngine:
             stop.append("\n")
         try:
             raw, ms = self.remote.complete(
-                self.generator.detokenize(prompt.tokens), max_tokens, stop, is_cancelled
+                # A healed token goes back: the remote server continues the typed text.
+                self.generator.detokenize(prompt.tokens) + prompt.heal.decode("utf-8", "replace"),
+                max_tokens,
+                stop,
+                is_cancelled,
             )
         except RemoteCancelled:
             raise Cancelled() from None
@@ -561,7 +565,10 @@ class CompletionEngine:
         hook = prefill_hook if on_prefill is not None else None
         # The decision reads the logits at <|fim_middle|>, where the token was trained, even
         # when typed code follows it.
-        steps = g.greedy(prompt.tokens, budget, stats, hook, is_cancelled, prompt.decision_index)
+        steps = g.greedy(
+            prompt.tokens, budget, stats, hook, is_cancelled, prompt.decision_index, prompt.heal
+        )
+        healing = prompt.heal  # the typed text the first token repeats: not part of the answer
         for step in steps:
             if is_cancelled():
                 raise Cancelled()
@@ -570,6 +577,9 @@ class CompletionEngine:
                     logprobs.append(step.logprob)
                 break
             raw += step.text
+            if healing:
+                raw = raw.removeprefix(healing)
+                healing = b""
             text = raw.decode("utf-8", errors="ignore")
             if not first_line_done:
                 logprobs.append(step.logprob)

@@ -182,6 +182,8 @@ class LlamaGenerator:
         self.never_generate = [] if self.retrieve_head is None else [self.retrieve_head.token_id]
         # The logits at the last early decision position, with the tokens up to it.
         self._decision_memo: tuple[tuple[int, ...], np.ndarray] | None = None
+        self._vocab_bytes: list[bytes] | None = None  # token healing's table, read on first use
+        self._healing: dict[bytes, np.ndarray] = {}
 
     def set_threads(self, n: int | None = None) -> None:
         """Threads for the following evaluations (None: back to the configured number).
@@ -233,6 +235,19 @@ class LlamaGenerator:
 
     def token_bytes(self, token: int) -> bytes:
         return bytes(self.llm.detokenize([token]))
+
+    def tokens_starting_with(self, text: bytes) -> np.ndarray:
+        """Ids of the (non-special) tokens whose bytes start with `text`: token healing's
+        allowed first tokens. The vocabulary's bytes are read once (about 150k tokens)."""
+        if self._vocab_bytes is None:
+            self._vocab_bytes = [
+                b"" if t in self.stop_tokens else self.token_bytes(t) for t in range(self.n_vocab)
+            ]
+        if text not in self._healing:
+            self._healing[text] = np.array(
+                [t for t, b in enumerate(self._vocab_bytes) if b.startswith(text)], dtype=np.int64
+            )
+        return self._healing[text]
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -292,6 +307,7 @@ class LlamaGenerator:
         on_prefill: Callable[[np.ndarray], bool] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         decision_at: int | None = None,
+        heal: bytes = b"",
     ) -> Iterator[Step]:
         """Yield greedy tokens after `prompt`, reusing the cached common prefix.
 
@@ -302,6 +318,8 @@ class LlamaGenerator:
         `decision_at`: the prompt position whose logits `on_prefill` sees, when it is not
         the last one (code typed after <|fim_middle|>); those logits are kept for the next
         prompt with the same tokens up to there, whose prefill then skips them.
+        `heal`: token healing. The prompt's last token was taken back, and the first token
+        generated must start with its bytes (`Step.text` then starts with them too).
         The caller must hold `self.lock` for the whole iteration.
         """
         if len(prompt) + max_tokens > self.n_ctx:
@@ -319,11 +337,15 @@ class LlamaGenerator:
             at_decision = decision_logits if decision_logits is not None else self._last_logits()
             if on_prefill is not None and on_prefill(at_decision):
                 return
-            for _ in range(max_tokens):
+            for step in range(max_tokens):
                 logits = self._last_logits()
                 if self.never_generate:
                     logits[self.never_generate] = -np.inf  # llama.cpp's buffer, rewritten per eval
-                token = int(np.argmax(logits))
+                allowed = self.tokens_starting_with(heal) if heal and step == 0 else None
+                if allowed is not None and len(allowed):
+                    token = int(allowed[np.argmax(logits[allowed])])
+                else:
+                    token = int(np.argmax(logits))
                 top = float(logits[token])
                 logprob = -float(np.log(np.exp(logits - top).sum()))
                 stats.generated_tokens += 1

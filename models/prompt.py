@@ -36,6 +36,8 @@ class Tokenizer(Protocol):
 
     def token_id(self, special: str) -> int: ...
 
+    def token_bytes(self, token: int) -> bytes: ...
+
 
 @dataclass(frozen=True, kw_only=True)
 class PromptBudget:
@@ -53,6 +55,10 @@ class PromptBudget:
     # then stays the same while the user types on a line, and a keystroke prefills only
     # its own characters instead of the whole right context.
     line_in_middle: bool = True
+    # Token healing of that typed code: its last token is taken back and the first token
+    # generated must start with its text. A forced middle ending in `.`, `(` or `=` is a
+    # token boundary the model would not have chosen there (`self.` + `asserEqual`).
+    token_healing: bool = False
 
 
 LAYOUTS = ("psm", "spm")
@@ -69,6 +75,7 @@ class Prompt:
     # The definitions actually included, with the tokens each took.
     definitions: list[tuple[Definition, int]] = field(default_factory=list)
     decision_index: int = -1  # <|fim_middle|>: where the retrieval decision is read
+    heal: bytes = b""  # token healing: the taken-back token's bytes, to start the answer
 
 
 def _keep_last_lines(tok: Tokenizer, text: str, budget: int, align: int = 1) -> list[int]:
@@ -268,7 +275,10 @@ def build_prompt(
         tokens = head + [fim_prefix] + cfc_ids + left_ids + [fim_suffix] + right_ids
     tokens.append(fim_middle)
     decision_index = len(tokens) - 1
-    tokens += context.middle_ids
+    middle, heal = context.middle_ids, b""
+    if budget.token_healing and middle:
+        middle, heal = middle[:-1], tok.token_bytes(middle[-1])
+    tokens += middle
     return Prompt(
         tokens=tokens,
         left_tokens=len(left_ids),
@@ -277,4 +287,5 @@ def build_prompt(
         chunks=[c for c, _ in included],
         definitions=defs_included,
         decision_index=decision_index,
+        heal=heal,
     )

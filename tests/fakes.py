@@ -15,6 +15,9 @@ class CharTokenizer:
     def token_id(self, special: str) -> int:
         return SPECIALS[special]
 
+    def token_bytes(self, token: int) -> bytes:
+        return chr(token).encode()
+
     def decode(self, ids: list[int]) -> str:
         names = {v: k for k, v in SPECIALS.items()}
         return "".join(names.get(i, chr(i)) if i >= 1_000_000 else chr(i) for i in ids)
@@ -32,9 +35,6 @@ class FakeGenerator(CharTokenizer):
         self.stop_tokens = {0}
         self.retrieve_head = None
 
-    def token_bytes(self, token: int) -> bytes:
-        return chr(token).encode()
-
     def greedy(
         self,
         prompt,
@@ -43,6 +43,7 @@ class FakeGenerator(CharTokenizer):
         on_prefill=None,
         should_stop=lambda: False,
         decision_at=None,
+        heal=b"",
     ):
         import numpy as np
 
@@ -51,6 +52,8 @@ class FakeGenerator(CharTokenizer):
         stats.prompt_tokens = len(prompt)
         if on_prefill is not None and on_prefill(np.zeros(8, dtype=np.float32)):
             return
+        if heal:  # the healed first token starts with the taken-back text
+            yield Step(ord("~"), -0.1, heal)
         for ch in self.output[:max_tokens]:
             stats.generated_tokens += 1
             yield Step(ord(ch), -0.1, ch.encode())
@@ -85,10 +88,13 @@ class InstantGenerator(FakeGenerator):
         on_prefill=None,
         should_stop=lambda: False,
         decision_at=None,
+        heal=b"",
     ):
         import time
 
-        for step in super().greedy(prompt, max_tokens, stats, on_prefill, should_stop, decision_at):
+        for step in super().greedy(
+            prompt, max_tokens, stats, on_prefill, should_stop, decision_at, heal
+        ):
             if should_stop():
                 return
             if self.step_delay_s:

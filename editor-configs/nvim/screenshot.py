@@ -23,8 +23,14 @@ PLUGIN = Path(__file__).resolve().parent
 COLS, ROWS = 92, 24
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
 PALETTE = {
-    "black": "#1d1f21", "red": "#cc6666", "green": "#b5bd68", "brown": "#f0c674",
-    "blue": "#81a2be", "magenta": "#b294bb", "cyan": "#8abeb7", "white": "#c5c8c6",
+    "black": "#1d1f21",
+    "red": "#cc6666",
+    "green": "#b5bd68",
+    "brown": "#f0c674",
+    "blue": "#81a2be",
+    "magenta": "#b294bb",
+    "cyan": "#8abeb7",
+    "white": "#c5c8c6",
 }
 
 
@@ -65,8 +71,20 @@ def main(workspace: Path, out: Path) -> int:
     )
     nvim_cmd = ["nvim", "--clean", "-n", "--listen", str(sock), "-c", setup, "inventory/report.py"]
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", "repoformer-shot", "-x", str(COLS), "-y", str(ROWS),
-         "-c", str(workspace), *nvim_cmd],
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            "repoformer-shot",
+            "-x",
+            str(COLS),
+            "-y",
+            str(ROWS),
+            "-c",
+            str(workspace),
+            *nvim_cmd,
+        ],
         check=True,
     )
     try:
@@ -76,7 +94,7 @@ def main(workspace: Path, out: Path) -> int:
         nvim.command("setlocal number indentexpr= noautoindent")
         while not nvim.exec_lua("return #vim.lsp.buf_get_clients(0) > 0"):
             time.sleep(0.2)
-        nvim.input("Go    print(f\"total stock value ")
+        nvim.input('Go    print(f"total stock value ')
         deadline = time.monotonic() + 240
         while not nvim.exec_lua("return require('repoformer').visible()"):
             if time.monotonic() > deadline:
@@ -85,7 +103,9 @@ def main(workspace: Path, out: Path) -> int:
         time.sleep(0.5)  # let the terminal redraw
         ansi = subprocess.run(
             ["tmux", "capture-pane", "-e", "-p", "-t", "repoformer-shot"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         out.with_suffix(".ansi").write_text(ansi)
         render(ansi, out)

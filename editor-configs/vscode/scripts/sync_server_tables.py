@@ -62,6 +62,9 @@ DESCRIPTIONS: dict[str, str] = {
     "retrieval.query_lines": "Non-blank lines before the cursor used as the retrieval query.",
     "retrieval.query": "lines: the last queryLines lines; syntax: the signatures of the "
     "definitions around the cursor and the lines of the innermost one (tree-sitter).",
+    "context.token_healing": "Take the last token of the code typed on the line back and "
+    "make the first generated token start with it (the typed text ends on a token boundary "
+    "the model would not have chosen).",
     "retrieval.sources": "What other files contribute: windows (chunks similar to the lines "
     "before the cursor), definitions (the signatures of the functions and classes the cursor "
     "uses, resolved through the file's imports) or both.",
