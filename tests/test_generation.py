@@ -55,3 +55,22 @@ def test_the_thread_setting_caps_prefill_threads_too():
     g = LlamaGenerator(pull_base_model(name=TEST_MODEL), n_threads=1)
     assert g.llm.context_params.n_threads == 1
     assert g.llm.context_params.n_threads_batch == 1
+
+
+def test_token_healing_constrains_the_first_token_and_the_answer_omits_it():
+    from pathlib import Path
+
+    from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
+    from models.prompt import PromptBudget
+
+    g = LlamaGenerator(pull_base_model(name=TEST_MODEL))
+    allowed = g.tokens_starting_with(b"(")
+    assert len(allowed) > 1 and all(g.token_bytes(int(t)).startswith(b"(") for t in allowed)
+    text = "def area(radius):\n    return 3.14 * radius * radius\n\n\nprint(area(2)\n"
+    request = CompletionRequest(Path("/tmp/heal_example.py"), text, 4, len("print(area("))
+    engine = CompletionEngine(g)
+    healed = engine.complete(
+        request, CompletionOptions(mode="never", budget=PromptBudget(token_healing=True))
+    )
+    # The typed "(" is not repeated in the answer, and the answer continues the call.
+    assert not healed.text.startswith("(") and healed.text.strip(), healed.text

@@ -119,3 +119,14 @@ def test_comment_format_comments_out_every_chunk_line_in_the_files_syntax(
     assert text.startswith("<|fim_prefix|>" + header)
     commented = "".join(f"{marker} {line}" for line in code.splitlines(keepends=True))
     assert commented + "y = <|fim_suffix|>" in text
+
+
+def test_token_healing_takes_the_typed_lines_last_token_back():
+    budget = PromptBudget(token_healing=True)
+    prompt = build_prompt(TOK, left="a = 1\nb = f(", right=")\n", budget=budget)
+    # The middle holds the typed line but its last token ("("), which the answer must start with.
+    assert TOK.decode(prompt.tokens).endswith("<|fim_middle|>b = f")
+    assert prompt.heal == b"("
+    # Nothing typed: nothing to heal.
+    plain = build_prompt(TOK, left="a = 1\n", right="", budget=budget)
+    assert plain.heal == b"" and TOK.decode(plain.tokens).endswith("<|fim_middle|>")
