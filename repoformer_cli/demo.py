@@ -18,7 +18,9 @@ from pygls.lsp.client import LanguageClient
 
 from lsp_server.server import DECISION_PREFIX
 
-# An unsaved buffer: the code it needs (load_items, save_items, Item) lives in other files.
+# An unsaved buffer. The first two cursors need code from other files (save_items' arguments
+# are in inventory/storage.py, Item's fields in inventory/models.py): retrieval is needed.
+# The third needs only this file (`_matching` is defined right above): it can be skipped.
 DEMO_FILE = "inventory/restock.py"
 DEMO_CURSORS = [
     (
@@ -33,7 +35,44 @@ DEMO_CURSORS = [
         "def make_item(sku: str, name: str, price_cents: int) -> Item:\n    return Item(",
         ")\n",
     ),
+    (
+        "from inventory.storage import load_items\n\n\n"
+        "def _matching(items, sku):\n    return [item for item in items if item.sku == sku]\n\n\n"
+        "def first_match(path, sku):\n    items = load_items(path)\n    found = _matching(",
+        ")\n",
+    ),
 ]
+# What each cursor needs, printed next to its answer (the demo does not judge the answer).
+DEMO_NEEDS = [
+    "save_items(path: Path, items: list[Item]) from inventory/storage.py: `path, items`",
+    "Item's fields from inventory/models.py: sku, name, unit_price_cents, quantity = 0",
+    "only this file: `_matching(items, sku)` is defined above",
+]
+
+
+def _summary(record: dict[str, Any]) -> str:
+    """One line: what was decided, by whom, and what went into the prompt."""
+    if "error" in record:
+        return f"error: {record['error']}"
+    parts = [f"retrieved: {'yes' if record.get('retrieved') else 'no'}"]
+    if record.get("policy") and record["policy"] != "always":
+        p = record.get("p_retrieve")
+        at = record.get("decided_at", "-")
+        parts.append(
+            f"policy {record['policy']} p_retrieve={p} threshold={record.get('threshold')} "
+            f"decided at {at}"
+        )
+    defs = [f"{d['path']}:{d['name']}" for d in record.get("definitions", [])]
+    chunks = [
+        f"{c['path']}:{c['start_line'] + 1}-{c['end_line']}" for c in record.get("chunks", [])
+    ]
+    if defs:
+        parts.append("definitions " + ", ".join(defs))
+    if chunks:
+        parts.append("windows " + ", ".join(chunks))
+    ms = record.get("timings_ms", {}).get("total")
+    parts.append(f"{record.get('prompt_tokens', 0)} prompt tokens, {ms} ms")
+    return "; ".join(parts)
 
 
 def _position_at_end(text: str) -> types.Position:
@@ -103,7 +142,7 @@ async def _demo(workspace: Path) -> int:
             types.DidChangeConfigurationParams(settings={"repoformer": config})
         )
         await asyncio.wait_for(applied.wait(), 30)
-        for left, right in DEMO_CURSORS:
+        for (left, right), needs in zip(DEMO_CURSORS, DEMO_NEEDS, strict=True):
             version += 1
             client.text_document_did_change(
                 types.DidChangeTextDocumentParams(
@@ -134,8 +173,10 @@ async def _demo(workspace: Path) -> int:
             print(f"\n[{mode}] {DEMO_FILE}: {last_line}\u2502{right.rstrip()}")
             ghost = f"\x1b[2m{text}\x1b[0m" if sys.stdout.isatty() else f"[{text}]"
             print(f"  completion: {last_line}{ghost}{right.split(chr(10))[0]}")
+            print(f"  needs:      {needs}")
             if decisions:
-                print(f"  decision:   {json.dumps(decisions[-1])}")
+                print(f"  decision:   {_summary(decisions[-1])}")
+                print(f"  record:     {json.dumps(decisions[-1])}")
             if not text:
                 failures += 1
     await client.shutdown_async(None)
