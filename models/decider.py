@@ -21,10 +21,14 @@ CONFIDENCE_THRESHOLD = 0.5  # the confidence policy's default threshold
 
 
 def resolve_policy(
-    policy: str, threshold: float | None, head: RetrieveHead | None
+    policy: str,
+    threshold: float | None,
+    head: RetrieveHead | None,
+    confidence_default: float | None = None,
 ) -> tuple[str, float]:
     """The policy that decides (`auto` resolved for a model with or without the retrieve
-    token) and its threshold."""
+    token) and its threshold. `confidence_default`: the model's own calibrated threshold
+    for the confidence policy, when it has one."""
     if policy not in POLICIES:
         raise ValueError(f"unknown retrieval policy {policy!r}")
     if policy == "auto":
@@ -37,7 +41,7 @@ def resolve_policy(
         return policy, threshold
     if policy == "threshold" and head is not None:
         return policy, head.threshold
-    return policy, CONFIDENCE_THRESHOLD
+    return policy, confidence_default if confidence_default is not None else CONFIDENCE_THRESHOLD
 
 
 class Decider:

@@ -292,7 +292,12 @@ class CompletionEngine:
 
     def policy(self, options: CompletionOptions) -> tuple[str, float]:
         """The policy that decides (`auto` resolved for this model) and its threshold."""
-        return resolve_policy(options.policy, options.threshold, self.generator.retrieve_head)
+        return resolve_policy(
+            options.policy,
+            options.threshold,
+            self.generator.retrieve_head,
+            self.generator.confidence_threshold,
+        )
 
     # -- generation -------------------------------------------------------------------------
 

@@ -34,6 +34,14 @@ class PackagedModel:
     packages: tuple[str, ...]  # pinned requirement strings, in part order
     size: int
     sha256: str
+    # The confidence policy's threshold for this model, chosen on the training projects
+    # (None: the policy's general default, models.decider.CONFIDENCE_THRESHOLD).
+    confidence_threshold: float | None = None
+
+
+def packaged_by_filename(filename: str) -> PackagedModel | None:
+    """The packaged model a GGUF file is (by its file name), if any."""
+    return next((m for m in MODELS.values() if m.filename == filename), None)
 
 
 # The models `model.name` chooses from, by the name users write.

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models.decision import RetrieveHead
-from models.files import ModelFileError, check_gguf
+from models.files import ModelFileError, check_gguf, packaged_by_filename
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,8 @@ class LlamaGenerator:
             log.warning("ignoring retrieve token %d: outside the vocabulary", head.token_id)
             head = None
         self.retrieve_head = head
+        packaged = packaged_by_filename(path.name)
+        self.confidence_threshold = packaged.confidence_threshold if packaged else None
         self.never_generate = [] if self.retrieve_head is None else [self.retrieve_head.token_id]
         # The logits at the last early decision position, with the tokens up to it.
         self._decision_memo: tuple[tuple[int, ...], np.ndarray] | None = None

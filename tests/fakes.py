@@ -34,6 +34,7 @@ class FakeGenerator(CharTokenizer):
         self.n_ctx = 1 << 20
         self.stop_tokens = {0}
         self.retrieve_head = None
+        self.confidence_threshold = None
 
     def greedy(
         self,
