@@ -23,7 +23,7 @@ from retrieval.syntax import GRAMMARS, load_parser
 
 # A rendered class lists at most this many lines of members; a type alias or a constant
 # keeps at most this many lines of its text.
-MAX_CLASS_MEMBER_LINES = 24
+MAX_CLASS_MEMBER_LINES = 16
 MAX_VALUE_LINES = 3
 MAX_LINE_CHARS = 160
 
