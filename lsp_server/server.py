@@ -56,7 +56,10 @@ def load_llama_generators(settings: Settings, report: PullProgress) -> LoadedGen
     report(f"loading {path.name}", 1, 1)
 
     def context() -> LlamaGenerator:
-        return LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+        generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+        if settings.completion.budget.token_healing:
+            generator.read_vocabulary()  # here, not in the first completion (about 0.4 s)
+        return generator
 
     # Online serving runs a second pass at once: a second context of the model.
     return context(), context() if settings.completion.online else None

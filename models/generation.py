@@ -238,16 +238,23 @@ class LlamaGenerator:
     def token_bytes(self, token: int) -> bytes:
         return bytes(self.llm.detokenize([token]))
 
-    def tokens_starting_with(self, text: bytes) -> np.ndarray:
-        """Ids of the (non-special) tokens whose bytes start with `text`: token healing's
-        allowed first tokens. The vocabulary's bytes are read once (about 150k tokens)."""
+    def read_vocabulary(self) -> list[bytes]:
+        """Every token's bytes (special tokens as b""), read once: token healing's table."""
         if self._vocab_bytes is None:
             self._vocab_bytes = [
                 b"" if t in self.stop_tokens else self.token_bytes(t) for t in range(self.n_vocab)
             ]
+        return self._vocab_bytes
+
+    def tokens_starting_with(self, text: bytes) -> np.ndarray:
+        """Ids of the (non-special) tokens whose bytes start with `text`: token healing's
+        allowed first tokens."""
         if text not in self._healing:
+            if len(self._healing) >= 4096:  # bounded: one array per distinct last token
+                self._healing.clear()
             self._healing[text] = np.array(
-                [t for t, b in enumerate(self._vocab_bytes) if b.startswith(text)], dtype=np.int64
+                [t for t, b in enumerate(self.read_vocabulary()) if b.startswith(text)],
+                dtype=np.int64,
             )
         return self._healing[text]
 

@@ -57,8 +57,11 @@ class PromptBudget:
     line_in_middle: bool = True
     # Token healing of that typed code: its last token is taken back and the first token
     # generated must start with its text. A forced middle ending in `.`, `(` or `=` is a
-    # token boundary the model would not have chosen there (`self.` + `asserEqual`).
-    token_healing: bool = False
+    # token boundary the model would not have chosen there (`self.` + `asserEqual`, or no
+    # answer at all). With the 1.5B on 100 fresh mid-line cursors: ES 62.9 without it (12%
+    # empty answers), 74.6 with it, 73.1 with the typed line in the prefix instead
+    # (benchmarks/results/prompt-choices/).
+    token_healing: bool = True
 
 
 LAYOUTS = ("psm", "spm")
