@@ -35,7 +35,7 @@ def main(base: Path, variant: Path, base_name: str, variant_name: str) -> str:
                 f"{100 * np.mean([r['em'] for r in rs]):.1f} | "
                 f"{np.percentile([r['timings_ms']['total'] for r in rs], 50):.0f} | "
                 f"{np.percentile([r['prompt_tokens'] for r in rs], 50):.0f} | "
-                f"{100 * np.mean([bool(r['chunks']) for r in rs]):.0f}% |"
+                f"{100 * np.mean([bool(r.get('retrieved', r['chunks'])) for r in rs]):.0f}% |"
             )
     pairs = [("never", "never"), ("always", "always"), ("never", "always")]
     for base_mode, variant_mode in pairs:
