@@ -60,7 +60,7 @@ class PromptBudget:
     # token boundary the model would not have chosen there (`self.` + `asserEqual`, or no
     # answer at all). With the 1.5B on 100 fresh mid-line cursors: ES 62.9 without it (12%
     # empty answers), 74.6 with it, 73.1 with the typed line in the prefix instead
-    # (benchmarks/results/prompt-choices/).
+    # (benchmarks/results/prompt-choices/2026-12-01-4ae167f1b1/).
     token_healing: bool = True
 
 
