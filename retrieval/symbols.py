@@ -132,7 +132,6 @@ def _head(node: Any, body: Any, source: bytes) -> str:
     """The source from the node's start up to its body: the whole signature, dedented."""
     end = body.start_byte if body is not None else node.end_byte
     raw = source[node.start_byte : end].decode("utf-8", errors="replace").rstrip()
-    raw = raw.rstrip("{").rstrip() if body is not None and body.type != "block" else raw
     return _dedent(raw, node.start_point[1])
 
 
