@@ -473,6 +473,7 @@ class _Java(_Extractor):
         "record_declaration",
     )
     _MEMBERS = ("method_declaration", "constructor_declaration")
+    _FIELDS: tuple[str, ...] = ("field_declaration", "constant_declaration", "enum_constant")
 
     def run(self, root: Any) -> None:
         for node in root.named_children:
@@ -511,7 +512,7 @@ class _Java(_Extractor):
                     child, member, "method", sig, member_doc, self.render(sig, member_doc), name
                 )
                 members.append(sig + ";")
-            elif child.type in ("field_declaration", "constant_declaration", "enum_constant"):
+            elif child.type in self._FIELDS:
                 members.append(_clip(_text(child), 1))
             elif child.type in self._TYPES:
                 self._type(child, name)
@@ -529,6 +530,7 @@ class _CSharp(_Java):
         "record_declaration",
         "struct_declaration",
     )
+    _FIELDS = ("field_declaration", "property_declaration", "enum_member_declaration")
 
     def run(self, root: Any) -> None:
         self._scope(root)
@@ -547,32 +549,6 @@ class _CSharp(_Java):
                 self._scope(body if body is not None else child)
             elif child.type in self._TYPES:
                 self._type(child, "")
-
-    def _type(self, node: Any, outer_name: str) -> None:
-        name = _text(node.child_by_field_name("name"))
-        body = node.child_by_field_name("body")
-        signature = _head(node, body, self.source)
-        doc = _leading_comment(node)
-        members: list[str] = []
-        for child in body.named_children if body is not None else []:
-            if child.type in self._MEMBERS:
-                sig = _head(child, child.child_by_field_name("body"), self.source).rstrip(";")
-                member = _text(child.child_by_field_name("name"))
-                member_doc = _leading_comment(child)
-                self.add(
-                    child, member, "method", sig, member_doc, self.render(sig, member_doc), name
-                )
-                members.append(sig + ";")
-            elif child.type in (
-                "field_declaration",
-                "property_declaration",
-                "enum_member_declaration",
-            ):
-                members.append(_clip(_text(child), 1))
-            elif child.type in self._TYPES:
-                self._type(child, name)
-        kind = "type" if node.type == "interface_declaration" else "class"
-        self.add(node, name, kind, signature, doc, self.render(signature, doc, members), outer_name)
 
 
 class _Go(_Extractor):
