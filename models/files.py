@@ -60,7 +60,8 @@ MODELS: dict[str, PackagedModel] = {
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         # Best ES at <= 40% retrieval on 60 training-project tasks (57.1 at 10% retrieved;
-        # benchmarks/results/eval-train-1.5b/); on the fresh set 55.3 vs 54.8 at 0.5.
+        # benchmarks/results/eval-train-1.5b/2026-12-01-963c680eb5/); fresh set: 55.3 vs
+        # 54.8 at 0.5.
         confidence_threshold=0.4,
     ),
 }
