@@ -48,7 +48,6 @@ def signal_for(rows: list[dict[str, Any]]) -> list[int]:
         index = indexes[task.repo]
         request = request_for(task, root)
         cursor = Cursor.of(request, CompletionOptions())
-        assert index.symbols is not None
         found = needed_definitions(index.symbols, str(request.path), cursor.left, request.text)
         counts.append(signal_count(found))
     return counts

@@ -87,7 +87,8 @@ def main() -> int:
     commit = source_commit()
     tasks, roots = _tasks(args.per_type, args.tasks, args.project_set)
     if not args.report_only:
-        (out / "commit.txt").open("a").write(f"{commit}\n")
+        with (out / "commit.txt").open("a") as commits:
+            commits.write(f"{commit}\n")
         generator = LlamaGenerator(pull_default_model(name=args.model))
         indexes: dict[str, Any] = {}
         with results.open("a") as sink:

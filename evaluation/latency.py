@@ -317,7 +317,7 @@ def index_benchmark(roots: list[Path], queries: int = 200, seed: int = 0) -> dic
         f, t = texts[int(rng.integers(len(texts)))]
         cut = int(rng.integers(len(t) + 1))  # a cursor anywhere in the file
         s = time.perf_counter()
-        found = needed_definitions(symbols, str(f), t[:cut], t) if symbols is not None else []
+        found = needed_definitions(symbols, str(f), t[:cut], t)
         resolve_ms.append((time.perf_counter() - s) * 1000)
         resolved.append(len(found))
     big = "\n".join((t for _, t in texts)).split("\n")[:1000]
@@ -328,10 +328,9 @@ def index_benchmark(roots: list[Path], queries: int = 200, seed: int = 0) -> dic
         s = time.perf_counter()
         index.open_document(target, "\n".join(big))  # chunks and symbols
         update_ms.append((time.perf_counter() - s) * 1000)
-        if symbols is not None:
-            s = time.perf_counter()
-            symbols.update_file(str(target), "\n".join(big))  # symbols alone
-            extract_ms.append((time.perf_counter() - s) * 1000)
+        s = time.perf_counter()
+        symbols.update_file(str(target), "\n".join(big))  # symbols alone
+        extract_ms.append((time.perf_counter() - s) * 1000)
     return {
         "files": len(files),
         "lines": lines_total,
@@ -343,20 +342,16 @@ def index_benchmark(roots: list[Path], queries: int = 200, seed: int = 0) -> dic
         "search_ms_p95": float(np.percentile(search_ms, 95)),
         "reindex_1000_line_file_ms_p50": float(np.percentile(update_ms, 50)),
         "reindex_1000_line_file_ms_p95": float(np.percentile(update_ms, 95)),
-        "definitions": len(symbols) if symbols is not None else 0,
-        "symbols_1000_line_file_ms_p50": _pct(extract_ms, 50),
-        "symbols_1000_line_file_ms_p95": _pct(extract_ms, 95),
-        "resolve_ms_p50": _pct(resolve_ms, 50),
-        "resolve_ms_p95": _pct(resolve_ms, 95),
-        "resolved_per_cursor_mean": float(np.mean(resolved)) if resolved else None,
+        "definitions": len(symbols),
+        "symbols_1000_line_file_ms_p50": float(np.percentile(extract_ms, 50)),
+        "symbols_1000_line_file_ms_p95": float(np.percentile(extract_ms, 95)),
+        "resolve_ms_p50": float(np.percentile(resolve_ms, 50)),
+        "resolve_ms_p95": float(np.percentile(resolve_ms, 95)),
+        "resolved_per_cursor_mean": float(np.mean(resolved)),
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "first_build_max_rss_mb": first_build_rss_mb,
         "index_stats": index.chunks.stats(),
     }
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
 
 
 def _first_build(root: Path, store: Path) -> float:

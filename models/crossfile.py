@@ -2,9 +2,9 @@
 
 `retrieval.sources` picks them: `windows` (the paper's chunks similar to the lines before
 the cursor), `definitions` (the definitions of the names the cursor needs, from the symbol
-index: `retrieval.needed`) or `both`. The definitions are resolved for every request, even
-when they are not used: whether a needed name resolves to another file's definition is a
-signal for the retrieval decision, and it costs about a millisecond.
+index: `retrieval.needed`) or `both`. The definitions are resolved only when the context
+is fetched with them; how many of the cursor's names resolved is then recorded
+(`signal_count`, a decision signal: about a millisecond).
 
 While the user types on one line, the definitions found for that line are kept, in their
 order, and new ones are only appended: the start of the prompt, which holds them, then
@@ -14,7 +14,6 @@ the typed line for the same reason).
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -64,14 +63,14 @@ class LineMemory:
     them stays stable between keystrokes (bounded: the last `size` lines)."""
 
     def __init__(self, size: int = 64) -> None:
-        self._lines: OrderedDict[tuple[str, int, str], list[Resolved]] = OrderedDict()
+        self._lines: OrderedDict[tuple[str, int], list[Resolved]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def stable(self, path: str, line: int, above: str, found: list[Resolved]) -> list[Resolved]:
-        """`found` reordered: what this line used before first (if still found), then the
-        new ones. `above`: the text before the line (an edit above starts afresh)."""
-        key = (path, line, hashlib.sha1(above.encode("utf-8", "replace")).hexdigest())
+    def stable(self, path: str, above: str, found: list[Resolved]) -> list[Resolved]:
+        """`found` reordered: what this line used before first, then the new ones.
+        `above`: the text before the line, which names it (an edit above starts afresh)."""
+        key = (path, hash(above))
         with self._lock:
             before = self._lines.get(key, [])
             current = {d.key: d for d in found}

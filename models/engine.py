@@ -178,9 +178,9 @@ class _Timings:
 
 
 class _Retrieval:
-    """The cross-file context of this request: the definitions the cursor needs, resolved
-    at once (cheap, and a decision signal), and the windows, searched once when first
-    needed; `options.sources` says which of them the context holds."""
+    """The cross-file context of this request, found once, when first needed:
+    `options.sources` says whether it holds the windows, the definitions the cursor
+    needs, or both."""
 
     def __init__(
         self,
@@ -192,21 +192,21 @@ class _Retrieval:
     ) -> None:
         self._engine, self._request, self._cursor = engine, request, cursor
         self._options, self._timings = options, timings
-        t = time.perf_counter()
-        self.definitions = engine.definitions(request, cursor)
-        timings.retrieval += (time.perf_counter() - t) * 1000
         self._found: CrossFile | None = None
+        # The resolved definitions, once looked up (None: not needed by this request).
+        self.definitions: list[Resolved] | None = None
 
     def __call__(self) -> CrossFile:
         if self._found is None:
+            t = time.perf_counter()
             sources = self._options.sources
             windows: list[ScoredChunk] = []
             if sources != "definitions":
-                t = time.perf_counter()
                 windows = self._engine.search(self._request, self._cursor, self._options)
-                self._timings.retrieval += (time.perf_counter() - t) * 1000
-            definitions = self.definitions if sources != "windows" else []
-            self._found = CrossFile(windows, definitions)
+            if sources != "windows":
+                self.definitions = self._engine.definitions(self._request, self._cursor)
+            self._found = CrossFile(windows, self.definitions or [])
+            self._timings.retrieval += (time.perf_counter() - t) * 1000
         return self._found
 
 
@@ -417,12 +417,12 @@ class CompletionEngine:
     def definitions(self, request: CompletionRequest, cursor: Cursor) -> list[Resolved]:
         """The definitions in other files of the names the cursor needs (symbol index),
         in the order this line used them before (`LineMemory`)."""
-        if self.index is None or self.index.symbols is None:
+        if self.index is None:
             return []
         path = str(request.path)
         found = needed_definitions(self.index.symbols, path, cursor.left, request.text)
         above = cursor.left[: cursor.left.rfind("\n") + 1]
-        return self.line_memory.stable(path, request.line, above, found)
+        return self.line_memory.stable(path, above, found)
 
     def search(
         self, request: CompletionRequest, cursor: Cursor, options: CompletionOptions
@@ -504,7 +504,7 @@ class CompletionEngine:
             ],
             needed_resolved=(
                 signal_count(retrieve.definitions)
-                if self.index is not None and self.index.symbols is not None
+                if self.index is not None and retrieve.definitions is not None
                 else None
             ),
             multiline=cursor.shape.multiline,

@@ -8,6 +8,7 @@ retrieval decision, or a stop rule) without paying for tokens it does not want.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
@@ -184,8 +185,10 @@ class LlamaGenerator:
         self.never_generate = [] if self.retrieve_head is None else [self.retrieve_head.token_id]
         # The logits at the last early decision position, with the tokens up to it.
         self._decision_memo: tuple[tuple[int, ...], np.ndarray] | None = None
-        self._vocab_bytes: list[bytes] | None = None  # token healing's table, read on first use
-        self._healing: dict[bytes, np.ndarray] = {}
+        # Token healing's table, read on first use: every token's bytes in sorted order, and
+        # the token id of each (the tokens starting with some bytes are then one slice).
+        self._vocab_sorted: list[bytes] | None = None
+        self._vocab_ids = np.zeros(0, dtype=np.int64)
 
     def set_threads(self, n: int | None = None) -> None:
         """Threads for the following evaluations (None: back to the configured number).
@@ -239,24 +242,25 @@ class LlamaGenerator:
         return bytes(self.llm.detokenize([token]))
 
     def read_vocabulary(self) -> list[bytes]:
-        """Every token's bytes (special tokens as b""), read once: token healing's table."""
-        if self._vocab_bytes is None:
-            self._vocab_bytes = [
+        """Every token's bytes (special tokens as b""), sorted, read once: token healing's
+        table."""
+        if self._vocab_sorted is None:
+            vocab = [
                 b"" if t in self.stop_tokens else self.token_bytes(t) for t in range(self.n_vocab)
             ]
-        return self._vocab_bytes
+            order = sorted(range(len(vocab)), key=vocab.__getitem__)
+            self._vocab_ids = np.array(order, dtype=np.int64)
+            self._vocab_sorted = [vocab[t] for t in order]
+        return self._vocab_sorted
 
     def tokens_starting_with(self, text: bytes) -> np.ndarray:
         """Ids of the (non-special) tokens whose bytes start with `text`: token healing's
-        allowed first tokens."""
-        if text not in self._healing:
-            if len(self._healing) >= 4096:  # bounded: one array per distinct last token
-                self._healing.clear()
-            self._healing[text] = np.array(
-                [t for t, b in enumerate(self.read_vocabulary()) if b.startswith(text)],
-                dtype=np.int64,
-            )
-        return self._healing[text]
+        allowed first tokens. In sorted order they are one run, found by bisection."""
+        vocab = self.read_vocabulary()
+        start = bisect.bisect_left(vocab, text)
+        upper = _after_prefix(text)
+        end = len(vocab) if upper is None else bisect.bisect_left(vocab, upper, lo=start)
+        return self._vocab_ids[start:end]
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -366,3 +370,10 @@ class LlamaGenerator:
                 llm.eval([token])
         finally:
             stats.generation_ms = (time.perf_counter() - gen_started) * 1000
+
+
+def _after_prefix(prefix: bytes) -> bytes | None:
+    """The smallest bytes above every bytes that start with `prefix`; None when there is
+    none (the prefix is all 0xff bytes, or empty)."""
+    stripped = prefix.rstrip(b"\xff")
+    return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else None

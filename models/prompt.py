@@ -127,11 +127,17 @@ def render_chunk(chunk: ScoredChunk, rel_path: str, cfc_format: str, comment: st
     text = chunk.chunk.text if chunk.chunk.text.endswith("\n") else chunk.chunk.text + "\n"
     text = header_comment(chunk.chunk) + text  # where a syntax chunk sits, if it says
     if cfc_format == "comment":
-        commented = "".join(f"{comment} {line}" for line in text.splitlines(keepends=True))
-        return (
-            f"{comment} the below code fragment can be found in:\n{comment} {rel_path}\n{commented}"
-        )
+        return _fragment_opener(rel_path, comment) + _commented(text, comment)
     return text
+
+
+def _fragment_opener(rel_path: str, comment: str) -> str:
+    """The paper's line before a commented-out fragment of another file."""
+    return f"{comment} the below code fragment can be found in:\n{comment} {rel_path}\n"
+
+
+def _commented(text: str, comment: str) -> str:
+    return "".join(f"{comment} {line}" for line in text.splitlines(keepends=True))
 
 
 @dataclass(frozen=True)
@@ -180,15 +186,11 @@ def _definition_groups(
     for definition, path in zip(definitions, paths, strict=True):
         text = definition.text + "\n"
         if cfc_format == "comment":
-            text = "".join(f"{comment} {line}" for line in text.splitlines(keepends=True))
+            text = _commented(text, comment)
         ids = tok.tokenize(text)
         head: list[int] = []
         if path not in groups:
-            opener = (
-                f"{comment} the below code fragment can be found in:\n{comment} {path}\n"
-                if cfc_format == "comment"
-                else f"{path}\n"
-            )
+            opener = _fragment_opener(path, comment) if cfc_format == "comment" else f"{path}\n"
             head = tok.tokenize(opener)
         cost = len(ids) + len(head) + (1 if head else 0)  # + <|file_sep|> of a new group
         if used + cost > budget:

@@ -41,7 +41,7 @@ class DecisionRecord:
     error: str | None = None  # cancelled, superseded, or why the model is unavailable
     stale: bool | None = None  # finished after its document changed: not shown
     # How many names the cursor needs resolved to a definition in another file (a decision
-    # signal); None without a symbol index.
+    # signal); None when the request did not look definitions up.
     needed_resolved: int | None = None
     # False for requests answered without a model run (type-through, errors, supersede):
     # their record leaves out what only a run has (policy, prompt tokens, threads, ...).

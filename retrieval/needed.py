@@ -11,6 +11,7 @@ Definitions of the current file are left out: the model sees that file already.
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass
 
@@ -20,79 +21,12 @@ _CHAIN = re.compile(r"[A-Za-z_$][\w$]*(?:\s*\.\s*[A-Za-z_$][\w$]*)*")
 _CHAIN_AT_END = re.compile(r"([A-Za-z_$][\w$]*(?:\s*\.\s*[A-Za-z_$][\w$]*)*)\s*$")
 _RECEIVER_AT_END = re.compile(r"([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*)\.[\w$]*$")
 _STRING = re.compile(r"\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|`[^`]*`")
-_KEYWORDS = frozenset(
-    {
-        "and",
-        "as",
-        "assert",
-        "async",
-        "await",
-        "break",
-        "case",
-        "catch",
-        "class",
-        "const",
-        "continue",
-        "def",
-        "default",
-        "del",
-        "do",
-        "elif",
-        "else",
-        "except",
-        "export",
-        "extends",
-        "false",
-        "finally",
-        "for",
-        "from",
-        "func",
-        "function",
-        "go",
-        "if",
-        "implements",
-        "import",
-        "in",
-        "instanceof",
-        "interface",
-        "is",
-        "lambda",
-        "let",
-        "new",
-        "nil",
-        "none",
-        "not",
-        "null",
-        "or",
-        "package",
-        "pass",
-        "private",
-        "protected",
-        "public",
-        "raise",
-        "return",
-        "self",
-        "static",
-        "struct",
-        "super",
-        "switch",
-        "this",
-        "throw",
-        "true",
-        "try",
-        "type",
-        "typeof",
-        "var",
-        "void",
-        "while",
-        "with",
-        "yield",
-        "None",
-        "True",
-        "False",
-        "cls",
-        "val",
-    }
+# Python's keywords, and those of the brace languages (and `self`/`this`-like receivers):
+# never a name to resolve on their own.
+_KEYWORDS = frozenset(keyword.kwlist) | frozenset(
+    "case catch const default export extends func function go implements instanceof "  # noqa: SIM905
+    "interface let new nil null package private protected public static struct super "
+    "switch this throw true false typeof var void self cls val do none type".split()
 )
 _SCAN_CHARS = 2000  # how far back an unclosed call is looked for
 
@@ -179,7 +113,6 @@ class Resolver:
         symbols: FileSymbols | None = index.symbols_of(path)
         if symbols is None and text is not None:
             symbols = extract_symbols(path, text)
-        self.symbols = symbols
         self.imports = symbols.imports if symbols is not None else ()
         self.language = symbols.language if symbols is not None else ""
         self._by_alias = {imp.alias: imp for imp in self.imports if imp.alias != "*"}

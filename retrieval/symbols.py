@@ -12,6 +12,7 @@ and by unique name second (`retrieval.needed`).
 
 from __future__ import annotations
 
+import posixpath
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,8 +27,6 @@ from retrieval.syntax import GRAMMARS, load_parser
 MAX_CLASS_MEMBER_LINES = 16
 MAX_VALUE_LINES = 3
 MAX_LINE_CHARS = 160
-
-KINDS = ("function", "class", "method", "constant", "variable", "type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +43,6 @@ class Definition:
     line: int
     text: str
     container: str = ""  # the class of a method
-    exported: bool = True  # JS/TS: `export`ed (or a default export)
 
     def as_json(self) -> list[Any]:
         return [
@@ -55,13 +53,12 @@ class Definition:
             self.line,
             self.text,
             self.container,
-            self.exported,
         ]
 
     @classmethod
     def from_json(cls, path: str, row: list[Any]) -> Definition:
-        name, kind, signature, doc, line, text, container, exported = row
-        return cls(name, kind, signature, doc, path, line, text, container, exported)
+        name, kind, signature, doc, line, text, container = row
+        return cls(name, kind, signature, doc, path, line, text, container)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +125,15 @@ def _dedent(text: str, column: int) -> str:
     return "\n".join(out)
 
 
-def _head(node: Any, body: Any, source: bytes) -> str:
-    """The source from the node's start up to its body: the whole signature, dedented."""
-    end = body.start_byte if body is not None else node.end_byte
+def _source_until(node: Any, end: int, source: bytes) -> str:
+    """The source from the node's start to byte `end`, dedented."""
     raw = source[node.start_byte : end].decode("utf-8", errors="replace").rstrip()
     return _dedent(raw, node.start_point[1])
+
+
+def _head(node: Any, body: Any, source: bytes) -> str:
+    """The source from the node's start up to its body: the whole signature."""
+    return _source_until(node, body.start_byte if body is not None else node.end_byte, source)
 
 
 def _first_doc_line(text: str) -> str:
@@ -185,10 +186,9 @@ class _Extractor:
         doc: str,
         text: str,
         container: str = "",
-        exported: bool = True,
     ) -> Definition:
         definition = Definition(
-            name, kind, signature, doc, self.path, node.start_point[0], text, container, exported
+            name, kind, signature, doc, self.path, node.start_point[0], text, container
         )
         self.definitions.append(definition)
         return definition
@@ -270,9 +270,7 @@ class _Python(_Extractor):
         """Up to the `:` that opens the body (a comment before the body's first statement
         belongs to the body)."""
         colons = [c for c in node.children if c.type == ":"]
-        end = colons[-1].end_byte if colons else node.end_byte
-        raw = self.source[outer.start_byte : end].decode("utf-8", errors="replace").rstrip()
-        return _dedent(raw, outer.start_point[1])
+        return _source_until(outer, colons[-1].end_byte if colons else node.end_byte, self.source)
 
     def _function(self, outer: Any, node: Any, container: str) -> Definition:
         signature = self._signature(outer, node)
@@ -356,11 +354,11 @@ class _JavaScript(_Extractor):
                 declaration = node.child_by_field_name("declaration")
                 value = node.child_by_field_name("value")
                 if declaration is not None:
-                    self._declaration(declaration, node, exported=True)
+                    self._declaration(declaration, node)
                 elif value is not None and value.type in self._CLASSES + ("function_expression",):
-                    self._declaration(value, node, exported=True)
+                    self._declaration(value, node)
             else:
-                self._declaration(node, node, exported=False)
+                self._declaration(node, node)
 
     def _imports(self, node: Any) -> Iterator[Import]:
         source = node.child_by_field_name("source")
@@ -380,29 +378,21 @@ class _JavaScript(_Extractor):
                     alias = _text(spec.child_by_field_name("alias")) or name
                     yield Import(module, name, alias)
 
-    def _declaration(self, node: Any, outer: Any, *, exported: bool) -> None:
+    def _declaration(self, node: Any, outer: Any) -> None:
         doc = _leading_comment(outer)
         if node.type in self._FUNCTIONS or node.type == "function_expression":
             signature = _head(outer, node.child_by_field_name("body"), self.source)
             name = _text(node.child_by_field_name("name")) or "default"
             text = self.render(signature, doc)
-            self.add(outer, name, "function", signature, doc, text, exported=exported)
+            self.add(outer, name, "function", signature, doc, text)
         elif node.type in self._CLASSES:
-            self._class(node, outer, doc, exported)
+            self._class(node, outer, doc)
         elif node.type in self._TYPES:
             text = _clip(
                 _text(outer), MAX_VALUE_LINES if node.type != "interface_declaration" else 12
             )
             name = _text(node.child_by_field_name("name"))
-            self.add(
-                outer,
-                name,
-                "type",
-                text.split("\n")[0],
-                doc,
-                self.render(text, doc),
-                exported=exported,
-            )
+            self.add(outer, name, "type", text.split("\n")[0], doc, self.render(text, doc))
         elif node.type in ("lexical_declaration", "variable_declaration"):
             for declarator in node.named_children:
                 if declarator.type != "variable_declarator":
@@ -420,9 +410,9 @@ class _JavaScript(_Extractor):
                     name = _text(name_node)
                     kind = "constant" if name.isupper() else "variable"
                 text = f"{self.comment} {doc}\n{signature}" if doc else signature
-                self.add(outer, _text(name_node), kind, signature, doc, text, exported=exported)
+                self.add(outer, _text(name_node), kind, signature, doc, text)
 
-    def _class(self, node: Any, outer: Any, doc: str, exported: bool) -> None:
+    def _class(self, node: Any, outer: Any, doc: str) -> None:
         name = _text(node.child_by_field_name("name")) or "default"
         body = node.child_by_field_name("body")
         signature = _head(outer, body, self.source)
@@ -439,7 +429,6 @@ class _JavaScript(_Extractor):
                     _leading_comment(child),
                     self.render(method_sig, _leading_comment(child)),
                     name,
-                    exported,
                 )
                 members.append(method_sig + ";")
             elif child.type in (
@@ -448,15 +437,7 @@ class _JavaScript(_Extractor):
                 "property_signature",
             ):
                 members.append(_clip(_text(child), 1).rstrip(";") + ";")
-        self.add(
-            outer,
-            name,
-            "class",
-            signature,
-            doc,
-            self.render(signature, doc, members),
-            exported=exported,
-        )
+        self.add(outer, name, "class", signature, doc, self.render(signature, doc, members))
 
 
 class _TypeScript(_JavaScript):
@@ -568,7 +549,7 @@ class _Go(_Extractor):
             elif node.type == "type_declaration":
                 for spec in node.named_children:
                     if spec.type in ("type_spec", "type_alias"):
-                        text = _clip(_dedent(_text(spec), 0), 12)
+                        text = _clip(_text(spec), 12)
                         name = _text(spec.child_by_field_name("name"))
                         doc = _leading_comment(node)
                         rendered = f"// {doc}\ntype {text}" if doc else f"type {text}"
@@ -750,16 +731,18 @@ class SymbolIndex:
             for p in self._by_module_tail.get(parts[-1], ())
             if _module_parts(p)[-len(tail) :] == tail
         ]
+
         # The candidate sharing the most folders with the importer first (src layouts,
         # vendored copies), then the shortest path.
-        home = PurePosixPath(importer).parts
-        return sorted(found, key=lambda p: (-_common(home, PurePosixPath(p).parts), len(p), p))
+        def shared(p: str) -> int:  # folders in common with the importer
+            return len(PurePosixPath(posixpath.commonpath([importer, p])).parts)
+
+        return sorted(found, key=lambda p: (-shared(p), len(p), p))
 
     def _js_module(self, importer: str, module: str) -> list[str]:
         if not module.startswith("."):
             return []  # a package from node_modules, not the workspace's code
-        base = PurePosixPath(importer).parent / module
-        target = _normalize(str(base))
+        target = posixpath.normpath(str(PurePosixPath(importer).parent / module))
         for candidate in [target + s for s in _JS_SUFFIXES] + [target + s for s in _JS_INDEXES]:
             if candidate in self.files:
                 return [candidate]
@@ -774,23 +757,3 @@ class SymbolIndex:
             if dirs:
                 return sorted(p for d in sorted(dirs, key=len)[:1] for p in self._by_directory[d])
         return []
-
-
-def _common(a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _normalize(path: str) -> str:
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part == "..":
-            if parts and parts[-1] not in ("", ".."):
-                parts.pop()
-        elif part != ".":
-            parts.append(part)
-    return "/".join(parts)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from retrieval.index import ChunkIndex, ScoredChunk
 from retrieval.store import IndexStore, StoredFile, content_hash
-from retrieval.symbols import FileSymbols, SymbolIndex, extract_symbols
+from retrieval.symbols import SymbolIndex, extract_symbols
 from retrieval.watcher import WorkspaceWatcher
 from retrieval.workspace import FileFilter, iter_source_files, read_source_file
 
@@ -39,20 +39,18 @@ class WorkspaceIndex:
         chunking: str = "windows",
         store: Path | None = None,
         max_chunks: int = 1_000_000,
-        symbols: bool = True,
     ) -> None:
         """`store`: an SQLite file that keeps the index across restarts (None: memory only).
         `max_chunks`: the build stops adding files beyond this many chunks (about 5 million
         lines and 1.3 GB of memory with fixed windows), so a huge monorepo cannot exhaust
-        memory. `symbols`: also keep the definitions and imports of every file with a
-        grammar (`retrieval.symbols`, the `definitions` source)."""
+        memory."""
         self.max_chunks = max_chunks
         self.skipped_for_size = 0
         self.root = root.resolve()
         self.store_path = store
         self.filter = FileFilter(self.root, max_file_bytes, tuple(exclude))
         self.chunks = ChunkIndex(window, stride, chunking)
-        self.symbols: SymbolIndex | None = SymbolIndex() if symbols else None
+        self.symbols = SymbolIndex()  # definitions and imports (the `definitions` source)
         self._open: dict[str, str] = {}
         # (mtime_ns, size) of each file as last indexed from disk: a watcher event for a
         # file whose stamp did not change (a touch, a read reported as an event) reads nothing.
@@ -149,23 +147,17 @@ class WorkspaceIndex:
         with self._lock:
             if key not in self._open:
                 self.chunks.set_chunks(key, chunks)
-                self._set_symbols(key, symbols)
+                self.symbols.set_symbols(key, symbols)
                 self._disk_stamps[key] = (st.st_mtime_ns, st.st_size)
-
-    def _set_symbols(self, key: str, symbols: FileSymbols | None) -> None:
-        if self.symbols is not None:
-            self.symbols.set_symbols(key, symbols)
 
     def _index_text(self, key: str, text: str) -> None:
         """One file's new text into both indexes (the caller holds the lock)."""
         self.chunks.update_file(key, text)
-        if self.symbols is not None:
-            self.symbols.update_file(key, text)
+        self.symbols.update_file(key, text)
 
     def _drop_file(self, key: str) -> None:
         self.chunks.remove_file(key)
-        if self.symbols is not None:
-            self.symbols.remove_file(key)
+        self.symbols.remove_file(key)
         self._disk_stamps.pop(key, None)
 
     # -- editor documents ---------------------------------------------------------------

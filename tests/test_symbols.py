@@ -252,9 +252,9 @@ def test_line_memory_keeps_the_order_while_typing_on_a_line():
     index = _index(files)
     memory = LineMemory()
     above = "from a.m import first, second\n"
-    one = memory.stable("b.py", 1, above, needed_definitions(index, "b.py", above + "second(", ""))
+    one = memory.stable("b.py", above, needed_definitions(index, "b.py", above + "second(", ""))
     two = memory.stable(
-        "b.py", 1, above, needed_definitions(index, "b.py", above + "second(first(", "")
+        "b.py", above, needed_definitions(index, "b.py", above + "second(first(", "")
     )
     # `first` became the innermost callee, but `second` keeps its place at the front.
     assert one[0].definition.name == "second"
@@ -268,7 +268,6 @@ def test_rename_through_did_change_and_delete_on_disk(tmp_path: Path):
     (tmp_path / "lib.py").write_text("def old_name(a):\n    pass\n")
     index = WorkspaceIndex(tmp_path)
     index.build()
-    assert index.symbols is not None
     lib = str(tmp_path / "lib.py")
     assert [d.path for d in index.symbols.named("old_name")] == [lib]
     index.open_document(tmp_path / "lib.py", "def new_name(a):\n    pass\n")  # didChange
@@ -290,7 +289,6 @@ def test_symbols_survive_a_restart_without_reading_files(tmp_path: Path):
     again = WorkspaceIndex(root, store=store)
     again.build()
     assert again.build_stats["loaded"] == 1 and again.build_stats["read"] == 0
-    assert again.symbols is not None
     item = again.symbols.named("Item")[0]
     assert item.kind == "class" and "price_cents: int = 0" in item.text
 
