@@ -2,10 +2,11 @@
 
 Several prompt choices were made so that llama.cpp's KV cache is reused between
 keystrokes (the typed line in the FIM middle, the left context aligned to 16 lines, a
-256-token right context). This runs `never` (no retrieval: the choices are about the
-current file) for each variant on the same fresh mid-line tasks, cached per task and
-variant in `results.jsonl` (resumable), and reports ES/EM, the share of empty answers and
-each variant minus the reference with a paired 95% bootstrap interval.
+256-token right context, the retrieval query without the typed line). This runs each
+variant (most in `never`: they concern the current file; the query ones in `always`) on
+the same fresh mid-line tasks, cached per task and variant in `results.jsonl`
+(resumable), and reports ES/EM, the share of empty answers and each variant minus the
+reference with a paired 95% bootstrap interval.
 
     python benchmarks/prompt_choices.py --model qwen2.5-coder-1.5b --tasks 100 \
         --variants middle,prefix --out benchmarks/results/prompt-choices-latest
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +31,50 @@ from evaluation.report import _interval, machine_meta, source_commit  # noqa: E4
 from evaluation.repos import fetch_repo, repo_lists  # noqa: E402
 from evaluation.runner import request_for  # noqa: E402
 from evaluation.tasks import mid_line, sample_tasks  # noqa: E402
-from models.engine import CompletionEngine, CompletionOptions  # noqa: E402
+from models.engine import CompletionEngine, CompletionOptions, CompletionRequest  # noqa: E402
 from models.files import pull_default_model  # noqa: E402
 from models.generation import LlamaGenerator  # noqa: E402
 from models.prompt import PromptBudget  # noqa: E402
+from retrieval.workspace_index import WorkspaceIndex  # noqa: E402
 
-DEFAULT = PromptBudget()
-# name -> the budget it runs with (everything else as the server's defaults)
-VARIANTS: dict[str, PromptBudget] = {
-    "middle": DEFAULT,  # today's default: typed line after <|fim_middle|>, aligned, 256 right
-    "prefix": replace(DEFAULT, line_in_middle=False),  # typed line at the end of the prefix
-    "middle-healed": replace(DEFAULT, token_healing=True),  # the middle, token healing
-    "prefix-unaligned": replace(DEFAULT, line_in_middle=False, left_align_lines=1),
-    "prefix-right512": replace(DEFAULT, line_in_middle=False, right_tokens=512),
-    "prefix-right64": replace(DEFAULT, line_in_middle=False, right_tokens=64),
+DEFAULT = PromptBudget()  # the server's budgets: token healing on since this script's first run
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One prompt choice: the budget, the mode, and what other files contribute."""
+
+    budget: PromptBudget
+    mode: str = "never"
+    sources: str = "windows"
+    # The retrieval query with the typed line (the default query leaves it out so that the
+    # chunks stay the same while the user types on one line).
+    query_with_typed: bool = False
+
+
+VARIANTS: dict[str, Variant] = {
+    # The typed line after <|fim_middle|>, no healing (the default before token healing).
+    "middle": Variant(replace(DEFAULT, token_healing=False)),
+    "prefix": Variant(replace(DEFAULT, line_in_middle=False)),  # at the end of the prefix
+    "middle-healed": Variant(DEFAULT),  # the middle with token healing: today's default
+    "prefix-unaligned": Variant(replace(DEFAULT, line_in_middle=False, left_align_lines=1)),
+    "prefix-right512": Variant(replace(DEFAULT, line_in_middle=False, right_tokens=512)),
+    "prefix-right64": Variant(replace(DEFAULT, line_in_middle=False, right_tokens=64)),
+    # Today's default with one choice undone each: the left context not aligned to 16
+    # lines, a right context of 512 tokens instead of 256.
+    "healed-unaligned": Variant(replace(DEFAULT, left_align_lines=1)),
+    "healed-right512": Variant(replace(DEFAULT, right_tokens=512)),
+    # With retrieval: the default query, the query with the typed line, definitions.
+    "healed-always": Variant(DEFAULT, mode="always"),
+    "healed-always-query-typed": Variant(DEFAULT, mode="always", query_with_typed=True),
+    "healed-always-definitions": Variant(DEFAULT, mode="always", sources="definitions"),
 }
+
+
+def query_with_typed(request: CompletionRequest, n_lines: int) -> str:
+    """The last `n_lines` non-blank lines up to the cursor, the typed part of its line included."""
+    left, _ = request.split()
+    return "\n".join([ln for ln in left.split("\n") if ln.strip()][-n_lines:])
 
 
 def _tasks(per_type: int, count: int, project_set: str) -> tuple[list[Any], dict[str, Path]]:
@@ -90,16 +120,27 @@ def main() -> int:
         with (out / "commit.txt").open("a") as commits:
             commits.write(f"{commit}\n")
         generator = LlamaGenerator(pull_default_model(name=args.model))
-        indexes: dict[str, Any] = {}
+        indexes: dict[str, WorkspaceIndex] = {}
         with results.open("a") as sink:
             for n, task in enumerate(tasks, 1):
                 req = request_for(task, roots[task.repo])
+                todo = [v for v in variants if (task.id, v) not in done]
+                if any(VARIANTS[v].mode != "never" for v in todo) and task.repo not in indexes:
+                    indexes[task.repo] = WorkspaceIndex(roots[task.repo])
+                    indexes[task.repo].build()
                 engine = CompletionEngine(generator, indexes.get(task.repo))
-                for variant in variants:
-                    if (task.id, variant) in done:
-                        continue
-                    opts = CompletionOptions(mode="never", budget=VARIANTS[variant], max_lines=1)
-                    result = engine.complete(req, opts)
+                for variant in todo:
+                    spec = VARIANTS[variant]
+                    opts = CompletionOptions(
+                        mode=spec.mode,  # type: ignore[arg-type]
+                        budget=spec.budget,
+                        sources=spec.sources,
+                        max_lines=1,
+                    )
+                    query = query_with_typed(req, opts.query_lines)
+                    result = engine.complete(
+                        replace(req, query=query if spec.query_with_typed else None), opts
+                    )
                     row = {
                         "id": task.id,
                         "repo": task.repo,
@@ -110,6 +151,7 @@ def main() -> int:
                         "es": edit_similarity(result.text, task.target),
                         "em": exact_match(result.text, task.target),
                         "prompt_tokens": result.record["prompt_tokens"],
+                        "retrieved": result.record["retrieved"],
                         "ms": result.record["timings_ms"]["total"],
                     }
                     sink.write(json.dumps(row) + "\n")
@@ -123,7 +165,7 @@ def main() -> int:
         "per_type": args.per_type,
         "project_set": args.project_set,
         "tasks_planned": len(tasks),
-        "variants": {v: VARIANTS[v].__dict__ for v in variants},
+        "variants": {v: asdict(VARIANTS[v]) for v in variants},
         "command": " ".join(sys.argv),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
@@ -160,17 +202,18 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Prompt choices at mid-line cursors ({meta.get('model')}, {report['n']} tasks)",
         "",
-        f"`never` mode, the same tasks for every variant; reference `{report['reference']}`. "
+        f"The same tasks for every variant; reference `{report['reference']}`. "
         f"Command: `{meta.get('command', '')}`; commit(s) {', '.join(meta.get('commit', []))}.",
         "",
-        "| variant | ES | EM | empty | p50 ms | ES - reference (95% CI) |",
-        "|---|---|---|---|---|---|",
+        "| variant | mode | ES | EM | empty | p50 ms | ES - reference (95% CI) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for v, s in report["variants"].items():
         d = s["minus_reference_es"]
         ci = f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]" if d else "-"
         lines.append(
-            f"| {v} | {s['es']:.1f} | {s['em']:.1f} | {100 * s['empty_share']:.0f}% "
+            f"| {v} | {VARIANTS[v].mode} | {s['es']:.1f} | {s['em']:.1f} "
+            f"| {100 * s['empty_share']:.0f}% "
             f"| {s['ms_p50']:.0f} | {ci} |"
         )
     return "\n".join(lines) + "\n"
