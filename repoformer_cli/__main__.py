@@ -236,7 +236,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 DATASET = Path("training/data/labels.jsonl")
 # The labels of record (training/data) were made with the 0.5B: the pipeline keeps to it
-# unless --model-path says otherwise (issue 22 relabels with the default 1.5B).
+# unless --model or --model-path says otherwise (issue 22 relabels with the default 1.5B).
 TRAINING_MODEL = SMALL_MODEL_NAME
 THREADS_HELP = "llama.cpp threads, prefill included (default: every core; at most 8 to generate)"
 HEAD = Path("training/data/retrieve_head.json")
@@ -247,7 +247,7 @@ def cmd_train_label(args: argparse.Namespace) -> int:
 
     tasks, roots = sample_blanks(args.seed, args.rounds)
     print(f"{len(tasks)} blanks sampled from {len(roots)} training projects", file=sys.stderr)
-    model_path = Path(args.model_path) if args.model_path else pull_base_model(name=TRAINING_MODEL)
+    model_path = Path(args.model_path) if args.model_path else pull_base_model(name=args.model)
     label_blanks(
         tasks,
         roots,
@@ -258,6 +258,7 @@ def cmd_train_label(args: argparse.Namespace) -> int:
         n_threads=args.threads,
         reuse_never=Path(args.reuse_never) if args.reuse_never else None,
         budget=replace(LABEL_BUDGET, cfc_tokens=args.cfc_tokens or LABEL_BUDGET.cfc_tokens),
+        sources=args.sources,
     )
     return 0
 
@@ -499,7 +500,19 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--limit", type=int, help="label at most this many new blanks")
     label.add_argument("--time-budget", type=float, help="stop after this many seconds")
     label.add_argument("--threads", type=int, help=THREADS_HELP)
-    label.add_argument("--model-path", help="base GGUF (default: the default model)")
+    label.add_argument(
+        "--model",
+        default=TRAINING_MODEL,
+        choices=list(MODELS),
+        help=f"packaged base model (default: {TRAINING_MODEL}); --model-path wins",
+    )
+    label.add_argument("--model-path", help="base GGUF (instead of --model)")
+    label.add_argument(
+        "--sources",
+        default="windows",
+        choices=SOURCES,
+        help="what other files contribute to the with-context pass (default: windows)",
+    )
     label.add_argument(
         "--reuse-never",
         help="a dataset labelled by the same base model: its no-retrieval passes are reused, "

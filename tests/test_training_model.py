@@ -119,6 +119,17 @@ def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace,
     assert again["prompt_tokens"][0] == row["prompt_tokens"][0]
     assert again["prompt_tokens"][1] != row["prompt_tokens"][1]  # the other rendering
 
+    # Labels with definitions as the context (issue 22's relabelling) record what was used
+    # and the "a needed name resolves" count; the no-retrieval pass is reused again.
+    defs = label_blank(
+        task, workspace, engine, hidden, CompletionOptions(sources="definitions"), earlier
+    )
+    assert defs["sources"] == "definitions" and defs["chunks"] == []
+    assert isinstance(defs["needed_resolved"], int) and defs["needed_resolved"] >= 0
+    assert defs["retrieved"] == bool(defs["definitions"])
+    assert all(d["path"] != task.path for d in defs["definitions"])
+    assert row["sources"] == "windows" and row["needed_resolved"] is None
+
 
 def _synthetic_head(
     generator: LlamaGenerator,

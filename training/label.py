@@ -192,8 +192,13 @@ def label_blank(
         "es_never": never["es_never"],
         "es_always": es_always,
         "label": es_always > never["es_never"],
-        "retrieved": bool(always.record["chunks"]),
+        "retrieved": bool(always.record["chunks"] or always.record["definitions"]),
         "chunks": always.record["chunks"],
+        "sources": opts.sources,
+        "definitions": always.record["definitions"],
+        # "A name the cursor needs resolves to a definition in another file" (issue 11's
+        # signal): recorded where the pass looked definitions up (sources with definitions).
+        "needed_resolved": always.record.get("needed_resolved"),
         "best_jaccard": round(runtime_hits[0].score, 4) if runtime_hits else 0.0,
         "first_logprob": never["first_logprob"],
         "line_confidence": never["line_confidence"],
@@ -217,6 +222,7 @@ def label_blanks(
     n_threads: int | None = None,
     reuse_never: Path | None = None,
     budget: PromptBudget = LABEL_BUDGET,
+    sources: str = "windows",
 ) -> int:
     """Label blanks not yet in `dataset`; stop after `limit` new ones or the time budget.
 
@@ -224,7 +230,8 @@ def label_blanks(
     reused where the left and right budgets match (rows that name another model are not),
     so relabelling after a change to the context rendering or to the cross-file budget
     costs only the with-context passes. `budget`: the prompt budgets, recorded in each row
-    (`train fit` uses only LABEL_BUDGET's rows)."""
+    (`train fit` uses only LABEL_BUDGET's rows). `sources`: what other files contribute to
+    the with-context pass (`models.crossfile.SOURCES`), recorded in each row."""
     from models.generation import LlamaGenerator
 
     finished = done_ids(dataset)
@@ -238,7 +245,7 @@ def label_blanks(
     if generator.retrieve_head is not None:
         raise ValueError(f"{model_path} already carries a retrieve token: label with the base")
     hidden = HiddenFromLogits.from_gguf(model_path)
-    base = CompletionOptions(budget=budget)
+    base = CompletionOptions(budget=budget, sources=sources)
     model = sha256_of(model_path)[:16]
     earlier = reusable_never_passes(
         load_dataset(reuse_never) if reuse_never is not None else [], budget, model
