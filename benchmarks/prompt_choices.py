@@ -192,6 +192,8 @@ def build(results: Path, ids: list[str], variants: list[str], reference: str) ->
             "em": 100 * float(np.mean([rows[(i, v)]["em"] for i in complete])),
             "empty_share": float(np.mean([not rows[(i, v)]["completion"] for i in complete])),
             "ms_p50": float(np.percentile([rows[(i, v)]["ms"] for i in complete], 50)),
+            "ms_p95": float(np.percentile([rows[(i, v)]["ms"] for i in complete], 95)),
+            "prompt_tokens_mean": float(np.mean([rows[(i, v)]["prompt_tokens"] for i in complete])),
             "minus_reference_es": _interval(es - ref) if v != reference else None,
         }
     return out
@@ -205,16 +207,17 @@ def markdown(report: dict[str, Any]) -> str:
         f"The same tasks for every variant; reference `{report['reference']}`. "
         f"Command: `{meta.get('command', '')}`; commit(s) {', '.join(meta.get('commit', []))}.",
         "",
-        "| variant | mode | ES | EM | empty | p50 ms | ES - reference (95% CI) |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | mode | ES | EM | empty | prompt tokens | p50 / p95 ms "
+        "| ES - reference (95% CI) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for v, s in report["variants"].items():
         d = s["minus_reference_es"]
         ci = f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]" if d else "-"
         lines.append(
             f"| {v} | {VARIANTS[v].mode} | {s['es']:.1f} | {s['em']:.1f} "
-            f"| {100 * s['empty_share']:.0f}% "
-            f"| {s['ms_p50']:.0f} | {ci} |"
+            f"| {100 * s['empty_share']:.0f}% | {s['prompt_tokens_mean']:.0f} "
+            f"| {s['ms_p50']:.0f} / {s['ms_p95']:.0f} | {ci} |"
         )
     return "\n".join(lines) + "\n"
 
