@@ -28,24 +28,16 @@ sys.path.insert(0, str(ROOT))
 
 from evaluation.report import build_report, machine_meta, source_commit  # noqa: E402
 from evaluation.runner import rows_by_id  # noqa: E402
-from models.decider import CONFIDENCE_THRESHOLD  # noqa: E402
-from models.files import MODELS, packaged_by_filename  # noqa: E402
+from models.decider import confidence_threshold_for  # noqa: E402
+from models.files import MODELS  # noqa: E402
 
 SIGNALS = ("confidence_policy", "best_jaccard", "first_token_uncertainty", "needed_resolved")
-
-
-def shipped_threshold(model_file: str) -> float:
-    """The confidence threshold the server uses for the run's model (`models.files`)."""
-    packaged = packaged_by_filename(model_file)
-    if packaged is None:
-        raise ValueError(f"{model_file}: not a packaged model")
-    return packaged.confidence_threshold or CONFIDENCE_THRESHOLD
 
 
 def run_summary(folder: Path) -> dict[str, Any]:
     meta = json.loads((folder / "report.json").read_text())["meta"]
     rows = list(rows_by_id(folder / "results.jsonl").values())
-    threshold = shipped_threshold(meta["model_name"])
+    threshold = confidence_threshold_for(meta["model_name"])
     report = build_report(rows, {}, threshold)
     modes = report["modes"]
     selective = modes[f"selective (T={threshold})"]["all"]

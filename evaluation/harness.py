@@ -18,6 +18,7 @@ from evaluation.report import (
 from evaluation.repos import fetch_repo, repo_lists
 from evaluation.runner import load_rows, run_tasks
 from evaluation.tasks import Task, mid_line, sample_tasks
+from models.decider import confidence_threshold_for
 from models.engine import CompletionOptions
 from models.files import pull_default_model
 from models.generation import LlamaGenerator
@@ -33,7 +34,7 @@ def run_eval(
     seed: int,
     model: Path | None,
     policy_model: Path | None,
-    threshold: float,
+    threshold: float | None,
     live: int,
     repos: list[str] | None = None,
     report_only: bool = False,
@@ -74,6 +75,8 @@ def run_eval(
         tasks = [m for t in tasks if (m := mid_line(t)) is not None]
     cfc_format = cfc_format or CompletionOptions().cfc_format
     model_path = model or pull_default_model()
+    if threshold is None:
+        threshold = confidence_threshold_for(model_path.name)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     commit_file = out / "commit.txt"  # the code the results came from (appended runs add one)
@@ -126,6 +129,7 @@ def run_eval(
         "line_in_middle": line_in_middle,
         "cfc_format": cfc_format,
         "sources": sources,
+        "threshold": threshold,
         "n_tasks": len(rows),
         "n_tasks_planned": len(tasks),
     }

@@ -16,6 +16,7 @@ import numpy as np
 
 from models.crossfile import NO_CONTEXT, CrossFile
 from models.decision import POLICIES, RetrieveHead, confidence_probability, sigmoid
+from models.files import packaged_by_filename
 
 CONFIDENCE_THRESHOLD = 0.5  # the confidence policy's default threshold
 
@@ -42,6 +43,14 @@ def resolve_policy(
     if policy == "threshold" and head is not None:
         return policy, head.threshold
     return policy, confidence_default if confidence_default is not None else CONFIDENCE_THRESHOLD
+
+
+def confidence_threshold_for(model_file: str) -> float:
+    """The confidence policy's threshold the server uses for a model file: the packaged
+    model's calibrated one, else the general default."""
+    packaged = packaged_by_filename(model_file)
+    calibrated = packaged.confidence_threshold if packaged else None
+    return resolve_policy("confidence", None, None, calibrated)[1]
 
 
 class Decider:

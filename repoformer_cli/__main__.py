@@ -15,7 +15,6 @@ from lsp_server.settings import Settings, parse_settings
 from models.crossfile import SOURCES
 from models.decision import POLICIES
 from models.engine import (
-    CONFIDENCE_THRESHOLD,
     MODES,
     QUERIES,
     CompletionEngine,
@@ -401,7 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", choices=list(MODELS), default=DEFAULT_MODEL_NAME, help="a packaged generator"
     )
     ev.add_argument("--policy-model", help="a separate GGUF that decides (plug-and-play)")
-    ev.add_argument("--threshold", type=float, default=CONFIDENCE_THRESHOLD)
+    ev.add_argument(
+        "--threshold",
+        type=float,
+        help="the confidence threshold of offline and live selective (default: the model's)",
+    )
     ev.add_argument("--live", type=int, default=2, help="tasks also run through live selective")
     ev.add_argument("--repo", action="append", help="pinned requirement(s) instead of the list")
     ev.add_argument(

@@ -94,3 +94,14 @@ def test_unknown_model_name_says_which_exist():
 
     with pytest.raises(ModelFileError, match=r"unknown model 'big'.*qwen2\.5-coder-1\.5b"):
         packaged_model("big")
+
+
+def test_each_model_has_the_confidence_threshold_the_server_uses():
+    from models.decider import CONFIDENCE_THRESHOLD, confidence_threshold_for
+    from models.files import MODELS
+
+    # The 1.5B's is calibrated on the training projects; the 0.5B and unknown files take
+    # the general default (the evaluation reports score `selective` at these).
+    assert confidence_threshold_for(MODELS["qwen2.5-coder-1.5b"].filename) == 0.4
+    assert confidence_threshold_for(MODELS["qwen2.5-coder-0.5b"].filename) == CONFIDENCE_THRESHOLD
+    assert confidence_threshold_for("my-own-model.gguf") == CONFIDENCE_THRESHOLD
