@@ -100,8 +100,8 @@ def test_each_model_has_the_confidence_threshold_the_server_uses():
     from models.decider import CONFIDENCE_THRESHOLD, confidence_threshold_for
     from models.files import MODELS
 
-    # The 1.5B's is calibrated on the training projects; the 0.5B and unknown files take
+    # Both packaged models' are calibrated on the training projects; unknown files take
     # the general default (the evaluation reports score `selective` at these).
     assert confidence_threshold_for(MODELS["qwen2.5-coder-1.5b"].filename) == 0.4
-    assert confidence_threshold_for(MODELS["qwen2.5-coder-0.5b"].filename) == CONFIDENCE_THRESHOLD
+    assert confidence_threshold_for(MODELS["qwen2.5-coder-0.5b"].filename) == 0.3
     assert confidence_threshold_for("my-own-model.gguf") == CONFIDENCE_THRESHOLD
