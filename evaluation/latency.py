@@ -236,6 +236,10 @@ def summarize(run: dict[str, Any], floor: list[float]) -> dict[str, Any]:
     keys = run["keystrokes"]
     shown = [k["latency"] * 1000 for k in keys if k["shown"]]
     waited = [k["latency"] * 1000 for k in keys if k["last"] and k["items"]]
+    # Every reply to the line's last keystroke, empty ones included: a model that sees the
+    # line is complete answers nothing, and the user waited for that answer all the same.
+    last = [k for k in keys if k["last"] and np.isfinite(k["latency"])]
+    replied = [k["latency"] * 1000 for k in last]
     records = run["records"]
     model = [r for r in records if "cache" not in r and "error" not in r]
     cached = [r for r in records if r.get("cache") == "type-through"]
@@ -252,6 +256,11 @@ def summarize(run: dict[str, Any], floor: list[float]) -> dict[str, Any]:
         "time_to_suggestion_ms_p95": pct(shown, 95),
         "end_of_line_wait_ms_p50": pct(waited, 50),
         "end_of_line_wait_ms_p95": pct(waited, 95),
+        "end_of_line_reply_ms_p50": pct(replied, 50),
+        "end_of_line_reply_ms_p95": pct(replied, 95),
+        "end_of_line_empty_share": (sum(1 for k in last if not k["items"]) / len(last))
+        if last
+        else None,
         "cpu_seconds_per_keystroke": run["cpu_seconds"] / len(keys) if keys else 0.0,
         "model_runs": len(model),
         "type_through_hits": len(cached),
@@ -426,6 +435,9 @@ def run_benchmark(
                 for r in run["records"]
             )
         )
+        (out / f"{name.replace(', ', '-').replace(' ', '-')}-keystrokes.jsonl").write_text(
+            "".join(json.dumps(k) + "\n" for k in run["keystrokes"])
+        )
         (out / "latency.json").write_text(json.dumps(report, indent=1))
     if index:
         all_roots = [fetch_repo(r) for r in repo_lists()["eval"] + repo_lists()["train"]]
@@ -434,6 +446,10 @@ def run_benchmark(
     write_markdown(report, out / "latency.md")
     print((out / "latency.md").read_text())
     return 0
+
+
+def _share(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.0f}% empty"
 
 
 def write_markdown(report: dict[str, Any], path: Path) -> None:
@@ -445,12 +461,14 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         f"{len(report['tasks'])} lines typed character by character against the real server "
         "over stdio. Time-to-suggestion: request to non-empty response, for responses that "
-        "arrived before the next keystroke.",
+        "arrived before the next keystroke. End-of-line wait: the line's last keystroke to a "
+        "non-empty answer; end-of-line reply: to any answer (the share of empty ones after it).",
         "",
         "| config | keystrokes | shown | p50 ms | p95 ms | end-of-line wait p50/p95 ms | "
+        "end-of-line reply p50/p95 ms (empty) | "
         "CPU s/key | model runs | type-through | KV reused | retrieves | "
         "server run p50 ms | bare call p50 ms | server overhead |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in report["configs"].items():
         overhead = c["server_overhead_vs_bare"]
@@ -458,6 +476,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
             f"| {name} | {c['keystrokes']} | {100 * c['shown_share']:.0f}% | "
             f"{f(c['time_to_suggestion_ms_p50'])} | {f(c['time_to_suggestion_ms_p95'])} | "
             f"{f(c['end_of_line_wait_ms_p50'])} / {f(c['end_of_line_wait_ms_p95'])} | "
+            f"{f(c.get('end_of_line_reply_ms_p50'))} / {f(c.get('end_of_line_reply_ms_p95'))} "
+            f"({_share(c.get('end_of_line_empty_share'))}) | "
             f"{c['cpu_seconds_per_keystroke']:.2f} | {c['model_runs']} | "
             f"{100 * c['type_through_hit_rate']:.0f}% | {100 * c['kv_reused_share']:.0f}% | "
             f"{100 * c['retrieve_share']:.0f}% | {f(c['server_model_run_ms_p50'])} | "

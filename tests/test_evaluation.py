@@ -223,3 +223,24 @@ def test_first_token_uncertainty_is_scored_when_the_rows_carry_it(workspace: Pat
     rows[1]["never"]["first_token_logprob"] = -0.01  # sure, and it did not
     report = build_report(rows, {}, 0.5)
     assert report["decision_quality"]["auroc_first_token_uncertainty"] == 1.0
+
+
+def test_latency_summary_counts_empty_end_of_line_replies():
+    from evaluation.latency import summarize
+
+    def key(last: bool, items: int, latency: float) -> dict:
+        return {
+            "task": "t",
+            "i": 0,
+            "last": last,
+            "items": items,
+            "latency": latency,
+            "shown": bool(items),
+        }
+
+    keys = [key(False, 1, 0.01), key(True, 0, 1.5), key(True, 2, 3.0), key(True, 0, float("inf"))]
+    summary = summarize({"keystrokes": keys, "records": [], "cpu_seconds": 0.0}, [])
+    # The non-empty answer alone is the "wait"; every answered last keystroke is a reply.
+    assert summary["end_of_line_wait_ms_p50"] == 3000.0
+    assert summary["end_of_line_reply_ms_p50"] == 2250.0
+    assert summary["end_of_line_empty_share"] == 0.5
