@@ -39,50 +39,65 @@ STOP_SPECIALS = (
 )
 
 
-def busy_other_threads(
-    loadavg: Path = Path("/proc/loadavg"), tasks: Path = Path("/proc/self/task"), samples: int = 3
-) -> int | None:
-    """How many threads of other processes are running or waiting for a core now (Linux's
-    run queue, the 4th field of /proc/loadavg, less this process's own running threads; a
-    few reads averaged); None where it cannot be read."""
-    counts = []
-    for i in range(samples):
+class LoadMeter:
+    """How many cores other processes kept busy since the last reading: the machine's busy
+    CPU time (/proc/stat) less this process's own (/proc/self/stat), per second elapsed.
+
+    CPU time over a window, not a snapshot of the run queue: the editor that sent the
+    request is running at the very moment it arrives, and a kernel thread may be too, so a
+    snapshot often counted a core as busy that was idle (the 1.5B then prefilled on one
+    thread, twice as slowly). A build that keeps a core busy shows as 1.0 here; an editor's
+    burst of a few milliseconds as almost nothing."""
+
+    MIN_WINDOW_S = 0.25  # shorter windows hold too few clock ticks: the last value stands
+
+    def __init__(
+        self,
+        stat: Path = Path("/proc/stat"),
+        own: Path = Path("/proc/self/stat"),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stat, self._own, self._clock = stat, own, clock
+        self._ticks_per_s = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last: tuple[float, int, int] | None = None
+        self._busy: float | None = None
+
+    def _read(self) -> tuple[int, int]:
+        # cpu  user nice system idle iowait irq softirq steal ...: busy = all but idle, iowait
+        # and steal (time the host gave to others is not ours to take).
+        fields = [int(x) for x in self._stat.read_text().split("\n", 1)[0].split()[1:]]
+        total = sum(fields[:3]) + sum(fields[5:7])
+        own = self._own.read_text()
+        utime, stime = own[own.rindex(")") + 2 :].split()[11:13]  # fields 14 and 15
+        return total, int(utime) + int(stime)
+
+    def busy_cores(self) -> float | None:
+        """Cores other processes used on average since the last reading (None at the first
+        reading, or where /proc cannot be read)."""
         try:
-            running = int(loadavg.read_text().split()[3].split("/")[0])
+            total, own = self._read()
         except (OSError, ValueError, IndexError):
             return None
-        counts.append(running - _own_running_threads(tasks))
-        if i + 1 < samples:
-            time.sleep(0.002)
-    return max(0, int(sum(counts) / len(counts)))
+        now = self._clock()
+        if self._last is not None and now - self._last[0] < self.MIN_WINDOW_S:
+            return self._busy
+        if self._last is not None:
+            then, total0, own0 = self._last
+            others = (total - total0) - (own - own0)
+            self._busy = max(0.0, others / self._ticks_per_s / (now - then))
+        self._last = (now, total, own)
+        return self._busy
 
 
-def _own_running_threads(tasks: Path) -> int:
-    """This process's threads in state R (the caller is one of them)."""
-    running = 0
-    try:
-        entries = list(tasks.iterdir())
-    except OSError:
-        return 1
-    for task in entries:
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ...: the name may hold spaces and parentheses.
-        if stat[stat.rindex(")") + 2 :].startswith("R"):
-            running += 1
-    return max(running, 1)
-
-
-def threads_for_load(max_threads: int, cores: int, busy: int | None) -> int:
+def threads_for_load(max_threads: int, cores: int, busy: float | None) -> int:
     """llama.cpp threads for the next pass: the idle cores, at least 1, at most
     `max_threads`. Its threads wait for each other at every step, so one thread that
     shares a core with a busy process slows them all (measured: a request took 23 s
-    instead of 6.8 s beside two busy processes on 2 cores, with 2 threads)."""
+    instead of 6.8 s beside two busy processes on 2 cores, with 2 threads). `busy`: cores
+    other processes use (LoadMeter); a core counts once it is at least half used."""
     if busy is None:
         return max_threads
-    return max(1, min(max_threads, cores - busy))
+    return max(1, min(max_threads, cores - int(busy + 0.5)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +147,7 @@ class LlamaGenerator:
         threads, batch_threads = (n_threads, n_threads) if n_threads else (min(cores, 8), cores)
         # No thread count configured: each pass takes the cores that are idle at its start.
         self.adaptive_threads = n_threads is None
+        self._load = LoadMeter()
         self._threads_override: int | None = None  # set_threads(n) by online serving
         self._threads_now = (threads, batch_threads)
         try:
@@ -208,7 +224,7 @@ class LlamaGenerator:
         """Before a pass: as many threads as there are idle cores (see threads_for_load),
         unless a thread count is configured or online serving set one. Returns it."""
         if self.adaptive_threads and self._threads_override is None:
-            n = threads_for_load(self.n_threads, self.cores, busy_other_threads())
+            n = threads_for_load(self.n_threads, self.cores, self._load.busy_cores())
             self._apply_threads(n, n if n < self.n_threads else self.cores)
         return self._threads_now[0]
 
