@@ -37,6 +37,10 @@ SIGNALS = ("confidence_policy", "best_jaccard", "first_token_uncertainty", "need
 def run_summary(folder: Path) -> dict[str, Any]:
     meta = json.loads((folder / "report.json").read_text())["meta"]
     rows = list(rows_by_id(folder / "results.jsonl").values())
+    plan = folder / "tasks.json"
+    if plan.exists():  # a results file may hold rows of tasks outside the run's plan
+        ids = {t["id"] for t in json.loads(plan.read_text())}
+        rows = [r for r in rows if r["id"] in ids]
     threshold = confidence_threshold_for(meta["model_name"])
     report = build_report(rows, {}, threshold)
     modes = report["modes"]

@@ -25,7 +25,9 @@ def _selective(row: dict[str, Any], threshold: float, key: str = "p_retrieve") -
     """
     never, always = row["never"], row["always"]
     p = row.get("policy_p_retrieve") if key == "policy" else never["p_retrieve"]
-    retrieve = p is not None and p > threshold and bool(always["chunks"])
+    # Retrieval found something to add: windows, or definitions (runs since issue 21).
+    found = bool(always["chunks"] or always.get("definitions"))
+    retrieve = p is not None and p > threshold and found
     if retrieve:
         ms = never["timings_ms"]["decision"] + always["timings_ms"]["total"]
         return {"es": always["es"], "em": always["em"], "retrieved": True, "ms": ms}

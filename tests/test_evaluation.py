@@ -104,6 +104,20 @@ def test_report_scores_selective_offline_and_lets_a_policy_model_decide():
     assert by_policy["decision_quality"]["auroc_policy_model"] == 0.0
 
 
+def test_offline_selective_retrieves_definitions_when_there_are_no_windows():
+    from evaluation.report import build_report
+
+    row = _row("api", 10, 90, 0.9, None)
+    row["always"]["chunks"] = []  # `retrieval.sources = definitions`
+    row["always"]["definitions"] = [{"path": "a.py", "name": "f", "line": 1, "tokens": 9}]
+    empty = _row("api", 10, 90, 0.9, None)
+    empty["always"]["chunks"] = []  # nothing found: selective keeps the no-context answer
+    empty["id"] += "-empty"
+    report = build_report([row, empty], {}, 0.5)
+    sel = report["modes"]["selective (T=0.5)"]["all"]
+    assert sel["retrieve_share"] == 0.5 and sel["es"] == 50.0
+
+
 JS_LIB = """const { helperName } = require('./helpers');
 
 // Adds things.
