@@ -31,7 +31,7 @@ from evaluation.report import _interval, machine_meta, source_commit  # noqa: E4
 from evaluation.repos import fetch_repo, repo_lists  # noqa: E402
 from evaluation.runner import request_for  # noqa: E402
 from evaluation.tasks import mid_line, sample_tasks  # noqa: E402
-from models.engine import CompletionEngine, CompletionOptions, CompletionRequest  # noqa: E402
+from models.engine import CompletionEngine, CompletionOptions, retrieval_query  # noqa: E402
 from models.files import pull_default_model  # noqa: E402
 from models.generation import LlamaGenerator  # noqa: E402
 from models.prompt import PromptBudget  # noqa: E402
@@ -69,12 +69,6 @@ VARIANTS: dict[str, Variant] = {
     "healed-always-query-typed": Variant(DEFAULT, mode="always", query_with_typed=True),
     "healed-always-definitions": Variant(DEFAULT, mode="always", sources="definitions"),
 }
-
-
-def query_with_typed(request: CompletionRequest, n_lines: int) -> str:
-    """The last `n_lines` non-blank lines up to the cursor, the typed part of its line included."""
-    left, _ = request.split()
-    return "\n".join([ln for ln in left.split("\n") if ln.strip()][-n_lines:])
 
 
 def _tasks(per_type: int, count: int, project_set: str) -> tuple[list[Any], dict[str, Path]]:
@@ -137,10 +131,10 @@ def main() -> int:
                         sources=spec.sources,
                         max_lines=1,
                     )
-                    query = query_with_typed(req, opts.query_lines)
-                    result = engine.complete(
-                        replace(req, query=query if spec.query_with_typed else None), opts
-                    )
+                    query = None
+                    if spec.query_with_typed:  # the query's lines, the cursor's line included
+                        query = retrieval_query(req.split()[0] + "\n", opts.query_lines)
+                    result = engine.complete(replace(req, query=query), opts)
                     row = {
                         "id": task.id,
                         "repo": task.repo,

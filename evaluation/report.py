@@ -25,9 +25,8 @@ def _selective(row: dict[str, Any], threshold: float, key: str = "p_retrieve") -
     """
     never, always = row["never"], row["always"]
     p = row.get("policy_p_retrieve") if key == "policy" else never["p_retrieve"]
-    # Retrieval found something to add: windows, or definitions (runs since issue 21).
-    found = bool(always["chunks"] or always.get("definitions"))
-    retrieve = p is not None and p > threshold and found
+    # `retrieved`: the pass with context found windows or definitions to add.
+    retrieve = p is not None and p > threshold and always["retrieved"]
     if retrieve:
         ms = never["timings_ms"]["decision"] + always["timings_ms"]["total"]
         return {"es": always["es"], "em": always["em"], "retrieved": True, "ms": ms}

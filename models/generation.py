@@ -56,9 +56,10 @@ class LoadMeter:
         stat: Path = Path("/proc/stat"),
         own: Path = Path("/proc/self/stat"),
         clock: Callable[[], float] = time.monotonic,
+        ticks_per_s: int | None = None,
     ) -> None:
         self._stat, self._own, self._clock = stat, own, clock
-        self._ticks_per_s = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._ticks_per_s = ticks_per_s or os.sysconf("SC_CLK_TCK")
         self._last: tuple[float, int, int] | None = None
         self._busy: float | None = None
 

@@ -112,6 +112,7 @@ def test_offline_selective_retrieves_definitions_when_there_are_no_windows():
     row["always"]["definitions"] = [{"path": "a.py", "name": "f", "line": 1, "tokens": 9}]
     empty = _row("api", 10, 90, 0.9, None)
     empty["always"]["chunks"] = []  # nothing found: selective keeps the no-context answer
+    empty["always"]["retrieved"] = False
     empty["id"] += "-empty"
     report = build_report([row, empty], {}, 0.5)
     sel = report["modes"]["selective (T=0.5)"]["all"]

@@ -26,8 +26,7 @@ def _write(stat: Path, own: Path, busy: int, idle: int, own_ticks: int) -> None:
 def test_load_meter_counts_other_processes_cpu_time_over_the_window(tmp_path: Path):
     stat, own = tmp_path / "stat", tmp_path / "self"
     now = [100.0]
-    meter = LoadMeter(stat, own, clock=lambda: now[0])
-    meter._ticks_per_s = 100
+    meter = LoadMeter(stat, own, clock=lambda: now[0], ticks_per_s=100)
     _write(stat, own, busy=1000, idle=1000, own_ticks=400)
     assert meter.busy_cores() is None  # the first reading has no window yet
     # One second later: 150 ticks busy in all, 50 of them this process's own.

@@ -192,7 +192,7 @@ def label_blank(
         "es_never": never["es_never"],
         "es_always": es_always,
         "label": es_always > never["es_never"],
-        "retrieved": bool(always.record["chunks"] or always.record["definitions"]),
+        "retrieved": always.record["retrieved"],
         "chunks": always.record["chunks"],
         "sources": opts.sources,
         "definitions": always.record["definitions"],
