@@ -131,3 +131,17 @@ def test_token_healing_takes_the_typed_lines_last_token_back():
     # Nothing typed: nothing to heal.
     plain = build_prompt(TOK, left="a = 1\n", right="", budget=budget)
     assert plain.heal == b"" and TOK.decode(plain.tokens).endswith("<|fim_middle|>")
+
+
+def test_typing_on_a_line_never_moves_the_aligned_start_of_the_left_context():
+    # A left context over budget: its start is aligned, and must not move while the user
+    # types, however long the line gets (the prompt before the typed code stays cached).
+    left = "".join(f"line{i}\n" for i in range(200)) + "    "
+    budget = PromptBudget(left_tokens=100, right_tokens=10, left_align_lines=4)
+    prompts = [
+        build_prompt(TOK, left=left + "x" * n, right="\nz\n", budget=budget).tokens
+        for n in range(0, 60)
+    ]
+    fixed = prompts[0]  # nothing typed: the prompt ends at <|fim_middle|>
+    for tokens in prompts[1:]:
+        assert tokens[: len(fixed)] == fixed
