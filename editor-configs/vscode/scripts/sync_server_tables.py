@@ -83,7 +83,10 @@ DESCRIPTIONS: dict[str, str] = {
     "retrieval.max_file_bytes": "Larger files are not indexed.",
     "retrieval.exclude": "Extra gitignore-style patterns that are never indexed.",
     "retrieval.watch_files": "Follow changes made to files outside the editor.",
-    "context.left_tokens": "Prompt budget (tokens) for the code before the cursor.",
+    "context.left_tokens": (
+        "Prompt budget (tokens) for the lines before the cursor's line (the code typed on"
+        " that line has its own 256)."
+    ),
     "context.right_tokens": "Prompt budget (tokens) for the code after the cursor.",
     "context.cfc_tokens": "Prompt budget (tokens) for the retrieved cross-file chunks.",
     "context.left_align_lines": "The left context starts on a multiple of this line number "
