@@ -64,6 +64,8 @@ VARIANTS: dict[str, Variant] = {
     # lines, a right context of 512 tokens instead of 256.
     "healed-unaligned": Variant(replace(DEFAULT, left_align_lines=1)),
     "healed-right512": Variant(replace(DEFAULT, right_tokens=512)),
+    # The candidate that keeps the cache: aligned by reaching back, a right context of 512.
+    "healed-extend-right512": Variant(replace(DEFAULT, left_align_extend=True, right_tokens=512)),
     # With retrieval: the default query, the query with the typed line, definitions.
     "healed-always": Variant(DEFAULT, mode="always"),
     "healed-always-query-typed": Variant(DEFAULT, mode="always", query_with_typed=True),

@@ -50,6 +50,9 @@ class PromptBudget:
     # start of the prompt (and llama.cpp's KV cache of it) stays the same while the user
     # types; the price is up to this many lines fewer than the budget would allow.
     left_align_lines: int = 16
+    # Reach back to an aligned line (up to 15 lines more than the budget) instead of
+    # forward (up to 15 lines fewer).
+    left_align_extend: bool = False
     # The code typed on the cursor's line goes after <|fim_middle|>, as the start of the
     # middle, instead of at the end of the prefix: the prompt before it (prefix, suffix)
     # then stays the same while the user types on a line, and a keystroke prefills only
@@ -82,28 +85,39 @@ class Prompt:
     heal: bytes = b""  # token healing: the taken-back token's bytes, to start the answer
 
 
-def _keep_last_lines(tok: Tokenizer, text: str, budget: int, align: int = 1) -> list[int]:
+def _keep_last_lines(
+    tok: Tokenizer, text: str, budget: int, align: int = 1, extend: bool = False
+) -> list[int]:
     """Tokens of the longest tail of `text` (whole lines, except the cursor's) within budget,
-    starting on a line number that is a multiple of `align` (unless that leaves nothing)."""
+    starting on a line number that is a multiple of `align` (unless that leaves nothing).
+    `extend`: reach back to the aligned line before the budget's start instead of forward
+    to the one after it, so alignment adds up to `align - 1` lines instead of dropping
+    them; at most half the budget more, else it rounds forward."""
     if budget <= 0 or not text:
         return []
     lines = text.splitlines(keepends=True)
     used = 0
     start = len(lines)
+    costs: dict[int, int] = {}
     while start > 0:
-        cost = len(tok.tokenize(lines[start - 1]))
+        cost = costs[start - 1] = len(tok.tokenize(lines[start - 1]))
         if used + cost > budget:
             break
         used += cost
         start -= 1
+    limit = budget
     if start > 0 and align > 1:
         aligned = -(-start // align) * align
-        if aligned < len(lines) - 1:
+        earlier = start // align * align
+        extra = sum(costs.get(i) or len(tok.tokenize(lines[i])) for i in range(earlier, start))
+        if extend and extra <= budget // 2:
+            start, limit = earlier, budget + extra
+        elif aligned < len(lines) - 1:
             start = aligned
     tokens = tok.tokenize("".join(lines[start:]))
     if start == len(lines):  # even the cursor's line is over budget: keep its tail
         tokens = tok.tokenize(lines[-1])
-    return tokens[-budget:]
+    return tokens[-limit:]
 
 
 def _keep_first_lines(tok: Tokenizer, text: str, budget: int) -> list[int]:
@@ -168,7 +182,9 @@ def fim_context(tok: Tokenizer, left: str, right: str, budget: PromptBudget) -> 
     # (6 s with the 1.5B on 2 cores).
     middle = tok.tokenize(typed)[-budget.middle_tokens :] if typed else []
     return FimContext(
-        _keep_last_lines(tok, left, budget.left_tokens, budget.left_align_lines),
+        _keep_last_lines(
+            tok, left, budget.left_tokens, budget.left_align_lines, budget.left_align_extend
+        ),
         _keep_first_lines(tok, right, budget.right_tokens),
         middle,
         held_back,

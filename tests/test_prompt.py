@@ -137,11 +137,32 @@ def test_typing_on_a_line_never_moves_the_aligned_start_of_the_left_context():
     # A left context over budget: its start is aligned, and must not move while the user
     # types, however long the line gets (the prompt before the typed code stays cached).
     left = "".join(f"line{i}\n" for i in range(200)) + "    "
-    budget = PromptBudget(left_tokens=100, right_tokens=10, left_align_lines=4)
-    prompts = [
-        build_prompt(TOK, left=left + "x" * n, right="\nz\n", budget=budget).tokens
-        for n in range(0, 60)
-    ]
-    fixed = prompts[0]  # nothing typed: the prompt ends at <|fim_middle|>
-    for tokens in prompts[1:]:
-        assert tokens[: len(fixed)] == fixed
+    for extend in (False, True):
+        budget = PromptBudget(
+            left_tokens=100, right_tokens=10, left_align_lines=4, left_align_extend=extend
+        )
+        prompts = [
+            build_prompt(TOK, left=left + "x" * n, right="\nz\n", budget=budget).tokens
+            for n in range(0, 60)
+        ]
+        fixed = prompts[0]  # nothing typed: the prompt ends at <|fim_middle|>
+        for tokens in prompts[1:]:
+            assert tokens[: len(fixed)] == fixed
+
+
+def test_extended_alignment_reaches_back_to_an_aligned_line_instead_of_dropping_lines():
+    text = "".join(f"line{i:03}\n" for i in range(200))  # 8 characters (tokens) a line
+
+    def left(align: int, extend: bool) -> str:
+        budget = PromptBudget(
+            left_tokens=100, right_tokens=0, left_align_lines=align, left_align_extend=extend
+        )
+        prompt = build_prompt(TOK, left=text, right="", budget=budget)
+        return TOK.decode(prompt.tokens).split("<|fim_prefix|>")[1].split("<|fim_suffix|>")[0]
+
+    # 12 whole lines fit the budget (188-199). Aligned to 8 lines: forward that is 192-199,
+    # reaching back 184-199, every line the budget holds and 4 more.
+    assert left(8, False).startswith("line192\n")
+    assert left(8, True).startswith("line184\n") and left(8, True).endswith("line199\n")
+    # Reaching back would take more than half the budget again: forward instead.
+    assert left(64, True).startswith("line192\n")
