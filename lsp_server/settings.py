@@ -182,6 +182,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "context.right_tokens": (_int(0, 8192), "budget.right_tokens"),
     "context.cfc_tokens": (_int(0, 8192), "budget.cfc_tokens"),
     "context.left_align_lines": (_int(1, 1000), "budget.left_align_lines"),
+    "context.left_align_extend": (_bool, "budget.left_align_extend"),
     "context.line_in_middle": (_bool, "budget.line_in_middle"),
     "context.token_healing": (_bool, "budget.token_healing"),
     "context.layout": (_choice(*LAYOUTS), "completion.layout"),

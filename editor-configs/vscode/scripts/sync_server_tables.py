@@ -91,6 +91,8 @@ DESCRIPTIONS: dict[str, str] = {
     "context.cfc_tokens": "Prompt budget (tokens) for the retrieved cross-file chunks.",
     "context.left_align_lines": "The left context starts on a multiple of this line number "
     "(reuses the model's KV cache while typing).",
+    "context.left_align_extend": "Align the left context's start by reaching back to such a "
+    "line (up to half the budget more) instead of dropping the lines before the next one.",
     "context.line_in_middle": "The code typed on the cursor's line starts the fill-in-the-middle "
     "part instead of ending the prefix (typing within a line reuses the whole prompt).",
     "context.layout": "psm: prefix, suffix, middle; spm: suffix first (cheaper while typing).",
