@@ -17,5 +17,5 @@ from training.label import is_oracle, label_blanks, sample_blanks
 out, time_budget_s = Path(sys.argv[1]), float(sys.argv[2])
 tasks, roots = sample_blanks(rounds=1)
 todo = [t for t in tasks if t.type in ("line", "api") and not is_oracle(t)]
-server = PromptBudget()  # the server's budgets: 512 / 256 / 512 tokens
+server = PromptBudget(right_tokens=256, left_align_extend=False)  # the server's, then
 label_blanks(todo, roots, pull_base_model(), out, time_budget_s=time_budget_s, budget=server)

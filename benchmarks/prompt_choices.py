@@ -37,7 +37,9 @@ from models.generation import LlamaGenerator  # noqa: E402
 from models.prompt import PromptBudget  # noqa: E402
 from retrieval.workspace_index import WorkspaceIndex  # noqa: E402
 
-DEFAULT = PromptBudget()  # the server's budgets: token healing on since this script's first run
+# The server's budgets when these variants were defined (token healing on, a 256-token right
+# context, the left context aligned forward); `healed-extend-right512` is today's default.
+DEFAULT = PromptBudget(right_tokens=256, left_align_extend=False)
 
 
 @dataclass(frozen=True)

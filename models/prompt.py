@@ -42,17 +42,20 @@ class Tokenizer(Protocol):
 @dataclass(frozen=True, kw_only=True)
 class PromptBudget:
     left_tokens: int = 512
-    right_tokens: int = 256
+    # 512, not 256: 256 cost the 1.5B 1.1 ES on 100 fresh mid-line cursors
+    # (benchmarks/results/prompt-choices/, issue 20's rule: within 0.5 ES of the best).
+    right_tokens: int = 512
     cfc_tokens: int = 512
     # Of the CFC budget, at most this much for definitions (they come first).
     definition_tokens: int = 256
     # The left context starts on a line number that is a multiple of this, so that the
     # start of the prompt (and llama.cpp's KV cache of it) stays the same while the user
-    # types; the price is up to this many lines fewer than the budget would allow.
+    # types on the lines below it.
     left_align_lines: int = 16
     # Reach back to an aligned line (up to 15 lines more than the budget) instead of
-    # forward (up to 15 lines fewer).
-    left_align_extend: bool = False
+    # forward (up to 15 lines fewer): dropping them cost the 1.5B 3.5 ES on the same
+    # cursors (a function's own arguments, a helper imported above).
+    left_align_extend: bool = True
     # The code typed on the cursor's line goes after <|fim_middle|>, as the start of the
     # middle, instead of at the end of the prefix: the prompt before it (prefix, suffix)
     # then stays the same while the user types on a line, and a keystroke prefills only
