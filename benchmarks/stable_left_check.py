@@ -4,8 +4,9 @@ The left context's budget no longer shrinks by the code typed on the cursor's li
 `models.prompt.fim_context`): that shrinking moved the 16-line-aligned start while the
 user typed, and the whole prompt was prefilled again. Only prompts whose left context
 changes can answer differently, so this finds them among the tasks of a
-`prompt_choices.py` run, reruns them with today's default and pairs them with that
-run's reference rows (made with the old rule). Tasks whose prompt is unchanged count as
+`prompt_choices.py` run, reruns them with the reference variant's budgets under the new
+rule and pairs them with that run's rows of the reference (made with the old rule), so
+only the rule differs. Tasks whose prompt is unchanged count as
 unchanged answers (the same prompt, greedy decoding).
 
     python benchmarks/stable_left_check.py \

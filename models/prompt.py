@@ -43,7 +43,8 @@ class Tokenizer(Protocol):
 class PromptBudget:
     left_tokens: int = 512
     # 512, not 256: 256 cost the 1.5B 1.1 ES on 100 fresh mid-line cursors
-    # (benchmarks/results/prompt-choices/, issue 20's rule: within 0.5 ES of the best).
+    # (benchmarks/results/prompt-choices/2026-12-02-4ae167f1b1/; issue 20's rule: within
+    # 0.5 ES of the best).
     right_tokens: int = 512
     cfc_tokens: int = 512
     # Of the CFC budget, at most this much for definitions (they come first).
@@ -54,7 +55,7 @@ class PromptBudget:
     left_align_lines: int = 16
     # Reach back to an aligned line (up to 15 lines more than the budget) instead of
     # forward (up to 15 lines fewer): dropping them cost the 1.5B 3.5 ES on the same
-    # cursors (a function's own arguments, a helper imported above).
+    # cursors (`now = ` gave `int(time.time())` instead of `now_ms()` without them).
     left_align_extend: bool = True
     # The code typed on the cursor's line goes after <|fim_middle|>, as the start of the
     # middle, instead of at the end of the prefix: the prompt before it (prefix, suffix)
@@ -101,21 +102,20 @@ def _keep_last_lines(
     lines = text.splitlines(keepends=True)
     used = 0
     start = len(lines)
-    costs: dict[int, int] = {}
     while start > 0:
-        cost = costs[start - 1] = len(tok.tokenize(lines[start - 1]))
+        cost = len(tok.tokenize(lines[start - 1]))
         if used + cost > budget:
             break
         used += cost
         start -= 1
     limit = budget
     if start > 0 and align > 1:
-        aligned = -(-start // align) * align
         earlier = start // align * align
-        extra = sum(costs.get(i) or len(tok.tokenize(lines[i])) for i in range(earlier, start))
+        # Only when reaching back: the lines it would add, the first over budget included.
+        extra = sum(len(tok.tokenize(line)) for line in lines[earlier:start]) if extend else 0
         if extend and extra <= budget // 2:
             start, limit = earlier, budget + extra
-        elif aligned < len(lines) - 1:
+        elif (aligned := -(-start // align) * align) < len(lines) - 1:
             start = aligned
     tokens = tok.tokenize("".join(lines[start:]))
     if start == len(lines):  # even the cursor's line is over budget: keep its tail
@@ -182,7 +182,7 @@ def fim_context(tok: Tokenizer, left: str, right: str, budget: PromptBudget) -> 
     # The typed code has its own budget, beside the left context's: taking it from
     # `left_tokens` moved the aligned start by 16 lines whenever the line grew past a
     # line boundary of that budget, and the whole prompt was prefilled again mid-line
-    # (6 s with the 1.5B on 2 cores).
+    # (5.8 s at one line of the 1.5B typing replay, benchmarks/results/latency/).
     middle = tok.tokenize(typed)[-budget.middle_tokens :] if typed else []
     return FimContext(
         _keep_last_lines(
