@@ -50,6 +50,16 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # compare them with --background-load.
     "never, 2 threads": {"retrieval": {"mode": "never"}, "model": {"nThreads": 2}},
     "selective, 2 threads": {"retrieval": {"mode": "selective"}, "model": {"nThreads": 2}},
+    # The budgets before 76d0aa0 (right context 256 tokens, left start aligned forward):
+    # the same replay on the same machine, to tell the new defaults' cost from the CPU's.
+    "never, right 256, aligned forward": {
+        "retrieval": {"mode": "never"},
+        "context": {"rightTokens": 256, "leftAlignExtend": False},
+    },
+    "selective, right 256, aligned forward": {
+        "retrieval": {"mode": "selective"},
+        "context": {"rightTokens": 256, "leftAlignExtend": False},
+    },
     # Before the typed line moved into the FIM middle (context.lineInMiddle).
     "never, line in prefix": {"retrieval": {"mode": "never"}, "context": {"lineInMiddle": False}},
     "selective, line in prefix": {
