@@ -510,6 +510,7 @@ class CompletionEngine:
             multiline=cursor.shape.multiline,
             prompt_tokens=stats.prompt_tokens,
             reused_tokens=stats.reused_tokens,
+            moved_tokens=stats.moved_tokens or None,
             generated_tokens=stats.generated_tokens,
             threads=stats.threads,
             timings_ms={

@@ -9,11 +9,12 @@ retrieval decision, or a stop rule) without paying for tokens it does not want.
 from __future__ import annotations
 
 import bisect
+import difflib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,12 @@ log = logging.getLogger(__name__)
 
 # Tokens prefilled between two checks for cancellation (about 0.6 s on 2 CPU cores).
 PREFILL_PIECE = 64
+
+REUSE_MOVED = ("off", "left", "all")
+# With `reuse_moved`, a run of cached tokens at least this long that the new prompt holds
+# at another place (a line was added above it, or the left context's start stepped
+# forward) is moved there in the KV cache instead of being prefilled again.
+MIN_MOVED_RUN = 64
 
 FIM_TOKENS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
 # Tokens that end a completion besides the model's end-of-generation tokens.
@@ -113,7 +120,8 @@ class PassStats:
     """Timings of one generation pass (filled in while the iterator runs)."""
 
     prompt_tokens: int = 0
-    reused_tokens: int = 0
+    reused_tokens: int = 0  # the common prefix and the moved runs
+    moved_tokens: int = 0  # of those, the ones moved to another position (reuse_moved)
     prefill_ms: float = 0.0
     generated_tokens: int = 0
     generation_ms: float = 0.0
@@ -133,7 +141,23 @@ class Pass:
 class LlamaGenerator:
     """A GGUF model loaded in-process. Thread-safe: one pass at a time."""
 
-    def __init__(self, path: Path, *, n_ctx: int = 2048, n_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        reuse_moved: str = "off",
+    ) -> None:
+        """`reuse_moved`: reuse cached prompt parts that moved (see `moved_runs`) instead
+        of prefilling them again. Their keys and values were computed after the old text
+        before them, so this approximates a full prefill. "left": only runs in the left
+        context (its start stepped forward, a line above it changed). "all": also the
+        right context after a line was added above it; its states still describe the old
+        hole, and the model tends to write the line it already has again. "off": every
+        prompt after the common prefix is prefilled exactly."""
+        if reuse_moved not in REUSE_MOVED:
+            raise ValueError(f"reuse_moved must be one of {REUSE_MOVED}, not {reuse_moved!r}")
         check_gguf(path)
         import llama_cpp  # imported late: loading the native library takes a moment
 
@@ -174,6 +198,7 @@ class LlamaGenerator:
                 f"llama.cpp could not load {path} ({exc}); the file may be truncated or not a "
                 "supported GGUF model: re-download it or point repoformer.model.path elsewhere"
             ) from exc
+        self.reuse_moved = reuse_moved if reuse_moved == "off" or self._allow_moves() else "off"
         self.load_seconds = time.perf_counter() - started
         self.n_ctx = n_ctx
         self.n_threads = self.llm.context_params.n_threads
@@ -206,6 +231,28 @@ class LlamaGenerator:
         # the token id of each (the tokens starting with some bytes are then one slice).
         self._vocab_sorted: list[bytes] | None = None
         self._vocab_ids = np.zeros(0, dtype=np.int64)
+
+    def _allow_moves(self) -> bool:
+        """A context with a second sequence, where moved runs wait while the text before
+        them is prefilled: llama.cpp accepts a sequence's new tokens only right after its
+        last cached position. Unified, so both sequences share the one cache of n_ctx."""
+        import llama_cpp
+        from llama_cpp import _internals
+
+        params = self.llm.context_params
+        params.n_seq_max, params.kv_unified = 2, True
+        try:
+            context = _internals.LlamaContext(model=self.llm._model, params=params, verbose=False)
+        except ValueError as exc:
+            log.warning("not reusing moved prompt parts: %s", exc)
+            return False
+        if not llama_cpp.llama_memory_can_shift(context.memory):
+            context.close()
+            log.warning("not reusing moved prompt parts: this model's cache cannot shift")
+            return False
+        self.llm._ctx.close()
+        self.llm._ctx = context
+        return True
 
     def set_threads(self, n: int | None = None) -> None:
         """Threads for the following evaluations (None: back to the configured number).
@@ -313,21 +360,103 @@ class LlamaGenerator:
                 decision_logits = self._decision_memo[1]
             else:
                 common = min(common, decision_at)  # evaluate that position again
-        llm.n_tokens = common
+        runs: list[tuple[int, int, int]] = []
+        if self.reuse_moved != "off" and len(cached) > common:
+            # Positions that must be evaluated (for their logits) are never moved there.
+            evaluated = decision_end is not None and decision_logits is None
+            movable_end = decision_at if evaluated and decision_at is not None else len(prompt) - 1
+            if self.reuse_moved == "left":
+                movable_end = min(movable_end, self._left_end(prompt))
+            runs = moved_runs(cached.tolist(), prompt, common, movable_end, MIN_MOVED_RUN)
         stats.prompt_tokens = len(prompt)
-        stats.reused_tokens = common
-        # Pieces of the prefill; one ends at the decision position when its logits are due.
-        bounds = list(range(common, len(prompt), PREFILL_PIECE))
-        if decision_end is not None and decision_logits is None:
-            bounds = sorted(set(bounds) | {decision_end})
-        for start, end in zip(bounds, [*bounds[1:], len(prompt)], strict=True):
-            if should_stop():
-                return False, None
-            llm.eval(prompt[start:end])
-            if decision_logits is None and end == decision_end:
-                decision_logits = self._last_logits().copy()
-                self._decision_memo = (tuple(prompt[:end]), decision_logits)
+        stats.moved_tokens = sum(n for _, _, n in runs)
+        stats.reused_tokens = common + stats.moved_tokens
+        if runs:
+            self._park(runs, common)
+        llm.n_tokens = common
+        try:
+            for start, end, moved in self._pieces(common, len(prompt), runs, decision_end):
+                if moved:  # into place, nothing to evaluate
+                    self._place(prompt, start, end)
+                    continue
+                if should_stop():
+                    return False, None
+                if runs:
+                    self._decode(prompt[start:end])
+                else:
+                    llm.eval(prompt[start:end])
+                if decision_logits is None and end == decision_end:
+                    decision_logits = self._last_logits().copy()
+                    self._decision_memo = (tuple(prompt[:end]), decision_logits)
+        finally:
+            if runs:
+                self._unpark()
         return True, decision_logits
+
+    def _left_end(self, prompt: list[int]) -> int:
+        """Where the prompt's left context ends: the FIM token after <|fim_prefix|>."""
+        prefix = self.token_id("<|fim_prefix|>")
+        if prefix not in prompt:
+            return 0
+        start = prompt.index(prefix)
+        ends = {self.token_id("<|fim_suffix|>"), self.token_id("<|fim_middle|>")}
+        return next((i for i in range(start + 1, len(prompt)) if prompt[i] in ends), start)
+
+    @staticmethod
+    def _pieces(
+        start: int, end: int, runs: list[tuple[int, int, int]], decision_end: int | None
+    ) -> Iterator[tuple[int, int, bool]]:
+        """The prefill's steps in order: (start, end, False) for tokens to evaluate, in
+        pieces of PREFILL_PIECE (one ends at `decision_end`), (start, end, True) for a
+        moved run."""
+        position = start
+        for _, at, n in [*runs, (0, end, 0)]:
+            bounds = set(range(position, at, PREFILL_PIECE))
+            if decision_end is not None and position < decision_end < at:
+                bounds.add(decision_end)
+            ordered = sorted(bounds)
+            for piece_start, piece_end in zip(ordered, [*ordered[1:], at], strict=True):
+                yield piece_start, piece_end, False
+            if n:
+                yield at, at + n, True
+            position = at + n
+
+    def _park(self, runs: list[tuple[int, int, int]], common: int) -> None:
+        """Move the runs to their new positions in sequence 1 and clear sequence 0 after
+        the common prefix. Runs moving back go first, in order, and runs moving forward
+        last to first, so that no run lands on one still to move."""
+        import llama_cpp
+
+        memory = self.llm._ctx.memory
+        for was, _, n in runs:
+            llama_cpp.llama_memory_seq_cp(memory, 0, 1, was, was + n)
+        llama_cpp.llama_memory_seq_rm(memory, 0, common, -1)
+        back = [r for r in runs if r[1] < r[0]]
+        forward = [r for r in reversed(runs) if r[1] > r[0]]
+        for was, at, n in back + forward:
+            llama_cpp.llama_memory_seq_add(memory, 1, was, was + n, at - was)
+
+    def _place(self, prompt: list[int], start: int, end: int) -> None:
+        """A moved run, waiting in sequence 1, becomes the prompt's tokens start..end."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_cp(self.llm._ctx.memory, 1, 0, start, end)
+        self.llm.input_ids[start:end] = prompt[start:end]
+        self.llm.n_tokens = end
+
+    def _unpark(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_rm(self.llm._ctx.memory, 1, -1, -1)
+
+    def _decode(self, tokens: list[int]) -> None:
+        """`Llama.eval` without its first step, which clears every sequence after the
+        current position: the moved runs waiting there would go with it."""
+        llm = self.llm
+        llm._batch.set_batch(batch=tokens, n_past=llm.n_tokens, logits_all=False)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[llm.n_tokens : llm.n_tokens + len(tokens)] = tokens
+        llm.n_tokens += len(tokens)
 
     def greedy(
         self,
@@ -387,6 +516,17 @@ class LlamaGenerator:
                 llm.eval([token])
         finally:
             stats.generation_ms = (time.perf_counter() - gen_started) * 1000
+
+
+def moved_runs(
+    cached: Sequence[int], prompt: Sequence[int], start: int, end: int, min_run: int
+) -> list[tuple[int, int, int]]:
+    """Runs of the cached tokens after `start` that come again, in the same order, in
+    `prompt[start:end]`: (cached position, prompt position, length), each at least
+    `min_run` tokens. The usual ones: the right context after a line was added above it,
+    and the rest of the left context after its start stepped forward."""
+    matcher = difflib.SequenceMatcher(None, cached[start:], prompt[start:end], autojunk=False)
+    return [(start + a, start + b, n) for a, b, n in matcher.get_matching_blocks() if n >= min_run]
 
 
 def _after_prefix(prefix: bytes) -> bytes | None:

@@ -43,6 +43,8 @@ class DecisionRecord:
     # How many names the cursor needs resolved to a definition in another file (a decision
     # signal); None when the request did not look definitions up.
     needed_resolved: int | None = None
+    # Of reused_tokens, those moved to a new position in the KV cache (model.reuseMoved).
+    moved_tokens: int | None = None
     # False for requests answered without a model run (type-through, errors, supersede):
     # their record leaves out what only a run has (policy, prompt tokens, threads, ...).
     ran_model: bool = True
@@ -56,6 +58,7 @@ class DecisionRecord:
         "error",
         "stale",
         "needed_resolved",
+        "moved_tokens",
     )
     MODEL_RUN = (
         "policy",
