@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from evaluation.tasks import Task, sample_tasks  # noqa: E402
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest  # noqa: E402
 from models.files import pull_default_model  # noqa: E402
 from models.generation import REUSE_MOVED, LlamaGenerator  # noqa: E402
+from retrieval.workspace_index import WorkspaceIndex  # noqa: E402
 
 
 def _bodies(count: int, project_set: str) -> tuple[list[Task], dict[str, Path]]:
@@ -74,6 +76,7 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=8, help="lines written per body")
     ap.add_argument("--set", default="eval", dest="project_set")
     ap.add_argument("--arms", default="off,left,all")
+    ap.add_argument("--mode", default="never", choices=["never", "always"])
     ap.add_argument("--out", default="benchmarks/results/moved-cache-latest")
     args = ap.parse_args()
     arms = args.arms.split(",")
@@ -91,7 +94,11 @@ def main() -> int:
     bodies, roots = _bodies(args.bodies, args.project_set)
     model = pull_default_model(name=args.model)
     generators = {arm: LlamaGenerator(model, reuse_moved=arm) for arm in arms}
-    options = CompletionOptions(mode="never", max_lines=1)
+    options = CompletionOptions(mode=args.mode, max_lines=1)
+    index = None
+    if args.mode == "always":  # one index over every project: the chunks of other files
+        index = WorkspaceIndex(Path(os.path.commonpath([str(r) for r in roots.values()])))
+        index.build()
     with results.open("a") as sink:
         for n, body in enumerate(bodies, 1):
             for arm in arms:
@@ -99,7 +106,7 @@ def main() -> int:
                     continue
                 generator = generators[arm]
                 generator.llm.n_tokens = 0  # cold at each body, as the first line of a file
-                engine = CompletionEngine(generator)
+                engine = CompletionEngine(generator, index)
                 for i, (request, target) in enumerate(steps(body, roots[body.repo], args.lines)):
                     result = engine.complete(request, options)
                     rec = result.record
@@ -117,17 +124,20 @@ def main() -> int:
                         "moved_tokens": rec.get("moved_tokens", 0),
                         "prefill_ms": rec["timings_ms"]["prefill"],
                         "total_ms": rec["timings_ms"]["total"],
+                        "retrieved": rec["retrieved"],
                     }
                     sink.write(json.dumps(row) + "\n")
                     sink.flush()
             print(f"{n}/{len(bodies)}", file=sys.stderr)
     report = build(results, arms)
+    report["mode"] = args.mode
     report["meta"] = {
         **machine_meta(),
         "commit": (out / "commit.txt").read_text().split(),
         "model": args.model,
         "bodies": [b.id for b in bodies],
         "lines_per_body": args.lines,
+        "mode": args.mode,
         "project_set": args.project_set,
         "command": " ".join(sys.argv),
     }
@@ -174,7 +184,7 @@ def markdown(report: dict[str, Any]) -> str:
         "# Moved prompt parts reused from the KV cache, line after line",
         "",
         f"{report['lines']} lines written after the first of a function body (paired over "
-        "the arms); `never`; prefill and total per request.",
+        f"the arms); `{report.get('mode', 'never')}`; prefill and total per request.",
         "",
         "| reuse_moved | ES | EM | ES - off [95%] | prefill p50 / p95 ms | total p50 / p95 ms "
         "| moved tokens (mean of prompt) | answers changed |",

@@ -56,7 +56,12 @@ def load_llama_generators(settings: Settings, report: PullProgress) -> LoadedGen
     report(f"loading {path.name}", 1, 1)
 
     def context() -> LlamaGenerator:
-        generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+        generator = LlamaGenerator(
+            path,
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+            reuse_moved=settings.reuse_moved,
+        )
         if settings.completion.budget.token_healing:
             generator.read_vocabulary()  # here, not in the first completion (about 0.4 s)
         return generator
@@ -106,7 +111,7 @@ class RepoformerServer(LanguageServer):
         self.parallel: LlamaGenerator | None = None  # online serving's second context
         self.model_error: str | None = None
         self.model_ready: asyncio.Future[None] | None = None
-        self._model_key: tuple[Path | None, str, int, int | None, bool] | None = None
+        self._model_key: tuple[Path | None, str, int, int | None, bool, str] | None = None
         self.index_task: asyncio.Future[None] | None = None
         self.settings_read = asyncio.Event()
         # One worker: the model runs one pass at a time; queued requests wait here, not on the loop.
@@ -612,7 +617,7 @@ def shutdown(ls: RepoformerServer, params: None) -> None:
         ls.index.close()
 
 
-def _model_key(settings: Settings) -> tuple[Path | None, str, int, int | None, bool]:
+def _model_key(settings: Settings) -> tuple[Path | None, str, int, int | None, bool, str]:
     """What a loaded model depends on: a change to any of these reloads it."""
     return (
         settings.model_path,
@@ -620,4 +625,5 @@ def _model_key(settings: Settings) -> tuple[Path | None, str, int, int | None, b
         settings.n_ctx,
         settings.n_threads,
         settings.completion.online,
+        settings.reuse_moved,
     )

@@ -127,7 +127,10 @@ def cmd_complete(args: argparse.Namespace) -> int:
     index.open_document(path, text)
     try:
         generator = LlamaGenerator(
-            _model_path(settings), n_ctx=settings.n_ctx, n_threads=settings.n_threads
+            _model_path(settings),
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+            reuse_moved=settings.reuse_moved,
         )
     except ModelFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
