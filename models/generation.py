@@ -414,8 +414,9 @@ class LlamaGenerator:
             bounds = set(range(position, at, PREFILL_PIECE))
             if decision_end is not None and position < decision_end < at:
                 bounds.add(decision_end)
-            ordered = sorted(bounds)
-            for piece_start, piece_end in zip(ordered, [*ordered[1:], at], strict=True):
+            ordered = sorted(bounds)  # empty when the run starts right there
+            ends = [*ordered[1:], at] if ordered else []
+            for piece_start, piece_end in zip(ordered, ends, strict=True):
                 yield piece_start, piece_end, False
             if n:
                 yield at, at + n, True

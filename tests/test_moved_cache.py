@@ -30,6 +30,8 @@ def test_prefill_steps_evaluate_the_gaps_in_pieces_and_place_each_run():
     steps = list(pieces(10, 300, [(10, 20, 150)], None))
     assert steps[:2] == [(10, 20, False), (20, 170, True)]
     assert steps[2:] == [(170, 234, False), (234, 298, False), (298, 300, False)]
+    # A run right after the common prefix: nothing to evaluate before it.
+    assert list(pieces(10, 200, [(40, 10, 150)], None))[:2] == [(10, 160, True), (160, 200, False)]
     # The piece boundary at the decision position is kept.
     assert (170, 181, False) in list(pieces(10, 300, [(10, 20, 150)], 181))
     assert list(pieces(0, 2 * PREFILL_PIECE, [], None)) == [
