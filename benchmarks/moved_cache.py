@@ -36,6 +36,7 @@ from evaluation.tasks import Task, sample_tasks  # noqa: E402
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest  # noqa: E402
 from models.files import pull_default_model  # noqa: E402
 from models.generation import REUSE_MOVED, LlamaGenerator  # noqa: E402
+from models.prompt import fim_context  # noqa: E402
 from retrieval.workspace_index import WorkspaceIndex  # noqa: E402
 
 
@@ -49,6 +50,46 @@ def _bodies(count: int, project_set: str) -> tuple[list[Task], dict[str, Path]]:
         bodies += [t for t in found if t.end_line - t.start_line >= 3]
     step = max(1, len(bodies) // count)
     return bodies[::step][:count], roots
+
+
+def _steps_forward(generator: LlamaGenerator, text: str, line: int) -> bool:
+    """Whether the left context's start steps forward between writing `line - 1` and `line`
+    (the aligned start moves once the left context outgrows its budget)."""
+    lines = text.split("\n")
+    budget = CompletionOptions().budget
+    right = "\n".join(lines[line + 1 :])
+    before = fim_context(generator, "\n".join(lines[: line - 1]) + "\n", right, budget)
+    after = fim_context(generator, "\n".join(lines[:line]) + "\n", right, budget)
+    # The first tokens: the last ones may merge with the next line's (`\n` + indentation).
+    return len(before.left_ids) > 64 and after.left_ids[:32] != before.left_ids[:32]
+
+
+def _boundaries(
+    count: int, project_set: str, generator: LlamaGenerator
+) -> tuple[list[Task], dict[str, Path]]:
+    """Two-line "bodies" [L-1, L+1) of code lines where the left context's start steps
+    forward at L: the only lines where `left` moves anything in `never`. Taken from the
+    projects in turn, the first such lines of their largest files."""
+    roots = {req: fetch_repo(req) for req in repo_lists()[project_set]}
+    found: dict[str, list[Task]] = {req: [] for req in roots}
+    per_repo = -(-count // len(roots))
+    for req, root in roots.items():
+        files = sorted(root.rglob("*.py"), key=lambda f: (-f.stat().st_size, str(f)))[:3]
+        for f in files:
+            lines = f.read_text("utf-8", errors="replace").split("\n")
+            text = "\n".join(lines)
+            for at in range(1, len(lines) - 1):
+                if len(found[req]) >= per_repo:
+                    break
+                if not (lines[at].strip() and lines[at - 1].strip()):
+                    continue
+                if _steps_forward(generator, text, at):
+                    rel = str(f.relative_to(root))
+                    found[req].append(
+                        Task(f"{req}:{rel}:{at}", req, "boundary", rel, at - 1, at + 1, "")
+                    )
+    ordered = [t for group in zip(*found.values(), strict=False) for t in group]
+    return ordered[:count], roots
 
 
 def steps(body: Task, root: Path, lines_per_body: int) -> list[tuple[CompletionRequest, str]]:
@@ -77,6 +118,11 @@ def main() -> int:
     ap.add_argument("--set", default="eval", dest="project_set")
     ap.add_argument("--arms", default="off,left,all")
     ap.add_argument("--mode", default="never", choices=["never", "always"])
+    ap.add_argument(
+        "--boundaries",
+        action="store_true",
+        help="instead of function bodies, pairs of lines where the left start steps forward",
+    )
     ap.add_argument("--out", default="benchmarks/results/moved-cache-latest")
     args = ap.parse_args()
     arms = args.arms.split(",")
@@ -91,9 +137,13 @@ def main() -> int:
         done = {(r["body"], r["arm"]) for r in map(json.loads, results.read_text().splitlines())}
     with (out / "commit.txt").open("a") as commits:
         commits.write(f"{source_commit()}\n")
-    bodies, roots = _bodies(args.bodies, args.project_set)
     model = pull_default_model(name=args.model)
     generators = {arm: LlamaGenerator(model, reuse_moved=arm) for arm in arms}
+    if args.boundaries:
+        bodies, roots = _boundaries(args.bodies, args.project_set, generators["off"])
+        args.lines = 2
+    else:
+        bodies, roots = _bodies(args.bodies, args.project_set)
     options = CompletionOptions(mode=args.mode, max_lines=1)
     index = None
     if args.mode == "always":  # one index over every project: the chunks of other files
@@ -137,6 +187,7 @@ def main() -> int:
         "model": args.model,
         "bodies": [b.id for b in bodies],
         "lines_per_body": args.lines,
+        "boundaries": args.boundaries,
         "mode": args.mode,
         "project_set": args.project_set,
         "command": " ".join(sys.argv),
