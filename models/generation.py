@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # Tokens prefilled between two checks for cancellation (about 0.6 s on 2 CPU cores).
 PREFILL_PIECE = 64
 
+# "all" is for benchmarks/moved_cache.py only: on 61 lines written one after another it
+# cost 35 ES (benchmarks/results/moved-cache/2026-12-03-a12df73476/).
 REUSE_MOVED = ("off", "left", "all")
 # With `reuse_moved`, a run of cached tokens at least this long that the new prompt holds
 # at another place (a line was added above it, or the left context's start stepped

@@ -56,9 +56,10 @@ def test_model_name_chooses_a_packaged_model_and_rejects_others():
     assert errors and "model.name" in errors[0] and "qwen2.5-coder-0.5b" in errors[0]
 
 
-def test_reuse_moved_takes_its_three_values_and_reports_others():
+def test_reuse_moved_takes_off_or_left_and_reports_others():
     settings, errors = parse_settings({"model": {"reuseMoved": "left"}})
     assert errors == [] and settings.reuse_moved == "left"
-    settings, errors = parse_settings({"model": {"reuseMoved": "yes"}})
-    assert settings.reuse_moved == Settings().reuse_moved
-    assert any("model.reuse_moved" in e and "yes" in e for e in errors)
+    for bad in ("yes", "all"):  # "all" costs 35 ES: not offered
+        settings, errors = parse_settings({"model": {"reuseMoved": bad}})
+        assert settings.reuse_moved == Settings().reuse_moved
+        assert any("model.reuse_moved" in e and bad in e for e in errors)

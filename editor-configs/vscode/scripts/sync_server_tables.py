@@ -110,8 +110,8 @@ DESCRIPTIONS: dict[str, str] = {
     "model.n_threads": "llama.cpp threads. Empty: the cores that are idle when a request "
     "starts (1 to 8).",
     "model.n_ctx": "llama.cpp context size (tokens).",
-    "model.reuse_moved": "Reuse cached prompt parts that moved (a line added above them) "
-    "instead of prefilling them again: an approximation, faster on a new line.",
+    "model.reuse_moved": "Reuse the cached left context when it moved (its start stepped "
+    "forward) instead of prefilling it again: an approximation, faster on those lines.",
     "model.remote.url": "An OpenAI-compatible server (llama.cpp, vLLM) that generates, such as "
     "http://127.0.0.1:8080; the local model still decides. Empty: generate locally.",
     "model.remote.model": "The model name sent to the remote server.",
@@ -136,9 +136,8 @@ ENUM_DESCRIPTIONS: dict[str, list[str]] = {
     ],
     "model.reuse_moved": [
         "Prefill every prompt exactly after the part it shares with the previous one.",
-        "Move the left context when its start steps forward or a line above it changed.",
-        "Also move the right context when a line is added above it (the model then often "
-        "writes the line you already have again).",
+        "Move the left context to its new place when its start steps forward or a line "
+        "above it changed, instead of prefilling it again.",
     ],
 }
 
