@@ -31,7 +31,7 @@ class Settings:
     model_name: str = DEFAULT_MODEL_NAME  # a packaged model (models.files.MODELS)
     n_threads: int | None = None
     # Move cached prompt parts that moved instead of prefilling them (models.generation).
-    reuse_moved: str = "left"
+    reuse_moved: str = "off"
     n_ctx: int = 2048
     chunk_lines: int = 10
     chunk_stride: int = 5

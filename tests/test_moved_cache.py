@@ -74,6 +74,11 @@ def parts() -> tuple[str, str, str]:
 
 
 @pytest.mark.model
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: after moved runs the cache differs from an exact prefill "
+    "(make test 2026-12-03); reuse_moved stays off by default until it is found",
+)
 def test_a_run_moved_away_and_back_gives_the_logits_of_a_full_prefill(parts):
     left, added, right = parts
     g = LlamaGenerator(pull_base_model(name=TEST_MODEL), reuse_moved="all")
@@ -110,6 +115,11 @@ def test_left_moves_only_the_left_context(parts):
 
 
 @pytest.mark.model
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: after moved runs the cache differs from an exact prefill "
+    "(make test 2026-12-03); reuse_moved stays off by default until it is found",
+)
 def test_a_move_stopped_midway_leaves_a_cache_that_prefills_exactly(parts):
     left, added, right = parts
     model = pull_base_model(name=TEST_MODEL)
