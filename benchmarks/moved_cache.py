@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
 from models.files import pull_default_model  # noqa: E402
 from models.generation import REUSE_MOVED, LlamaGenerator  # noqa: E402
 from models.prompt import fim_context  # noqa: E402
-from retrieval.workspace_index import WorkspaceIndex  # noqa: E402
 
 
 def _bodies(count: int, project_set: str) -> tuple[list[Task], dict[str, Path]]:
@@ -117,7 +115,6 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=8, help="lines written per body")
     ap.add_argument("--set", default="eval", dest="project_set")
     ap.add_argument("--arms", default="off,left,all")
-    ap.add_argument("--mode", default="never", choices=["never", "always"])
     ap.add_argument(
         "--boundaries",
         action="store_true",
@@ -144,11 +141,7 @@ def main() -> int:
         args.lines = 2
     else:
         bodies, roots = _bodies(args.bodies, args.project_set)
-    options = CompletionOptions(mode=args.mode, max_lines=1)
-    index = None
-    if args.mode == "always":  # one index over every project: the chunks of other files
-        index = WorkspaceIndex(Path(os.path.commonpath([str(r) for r in roots.values()])))
-        index.build()
+    options = CompletionOptions(mode="never", max_lines=1)
     with results.open("a") as sink:
         for n, body in enumerate(bodies, 1):
             for arm in arms:
@@ -156,7 +149,7 @@ def main() -> int:
                     continue
                 generator = generators[arm]
                 generator.llm.n_tokens = 0  # cold at each body, as the first line of a file
-                engine = CompletionEngine(generator, index)
+                engine = CompletionEngine(generator)
                 for i, (request, target) in enumerate(steps(body, roots[body.repo], args.lines)):
                     result = engine.complete(request, options)
                     rec = result.record
@@ -174,13 +167,11 @@ def main() -> int:
                         "moved_tokens": rec.get("moved_tokens", 0),
                         "prefill_ms": rec["timings_ms"]["prefill"],
                         "total_ms": rec["timings_ms"]["total"],
-                        "retrieved": rec["retrieved"],
                     }
                     sink.write(json.dumps(row) + "\n")
                     sink.flush()
             print(f"{n}/{len(bodies)}", file=sys.stderr)
     report = build(results, arms)
-    report["mode"] = args.mode
     report["meta"] = {
         **machine_meta(),
         "commit": (out / "commit.txt").read_text().split(),
@@ -188,7 +179,6 @@ def main() -> int:
         "bodies": [b.id for b in bodies],
         "lines_per_body": args.lines,
         "boundaries": args.boundaries,
-        "mode": args.mode,
         "project_set": args.project_set,
         "command": " ".join(sys.argv),
     }
@@ -235,7 +225,7 @@ def markdown(report: dict[str, Any]) -> str:
         "# Moved prompt parts reused from the KV cache, line after line",
         "",
         f"{report['lines']} lines written after the first of a function body (paired over "
-        f"the arms); `{report.get('mode', 'never')}`; prefill and total per request.",
+        "the arms); `never`; prefill and total per request.",
         "",
         "| reuse_moved | ES | EM | ES - off [95%] | prefill p50 / p95 ms | total p50 / p95 ms "
         "| moved tokens (mean of prompt) | answers changed |",

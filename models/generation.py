@@ -200,7 +200,9 @@ class LlamaGenerator:
                 f"llama.cpp could not load {path} ({exc}); the file may be truncated or not a "
                 "supported GGUF model: re-download it or point repoformer.model.path elsewhere"
             ) from exc
-        self.reuse_moved = reuse_moved if reuse_moved == "off" or self._allow_moves() else "off"
+        if reuse_moved != "off" and not self._allow_moves():
+            reuse_moved = "off"
+        self.reuse_moved = reuse_moved
         self.load_seconds = time.perf_counter() - started
         self.n_ctx = n_ctx
         self.n_threads = self.llm.context_params.n_threads
@@ -373,8 +375,7 @@ class LlamaGenerator:
         stats.prompt_tokens = len(prompt)
         stats.moved_tokens = sum(n for _, _, n in runs)
         stats.reused_tokens = common + stats.moved_tokens
-        if runs:
-            self._park(runs, common)
+        self._clear_after(common, runs)
         llm.n_tokens = common
         try:
             for start, end, moved in self._pieces(common, len(prompt), runs, decision_end):
@@ -383,10 +384,7 @@ class LlamaGenerator:
                     continue
                 if should_stop():
                     return False, None
-                if runs:
-                    self._decode(prompt[start:end])
-                else:
-                    llm.eval(prompt[start:end])
+                self._decode(prompt[start:end])
                 if decision_logits is None and end == decision_end:
                     decision_logits = self._last_logits().copy()
                     self._decision_memo = (tuple(prompt[:end]), decision_logits)
@@ -424,10 +422,10 @@ class LlamaGenerator:
                 yield at, at + n, True
             position = at + n
 
-    def _park(self, runs: list[tuple[int, int, int]], common: int) -> None:
-        """Move the runs to their new positions in sequence 1 and clear sequence 0 after
-        the common prefix. Runs moving back go first, in order, and runs moving forward
-        last to first, so that no run lands on one still to move."""
+    def _clear_after(self, common: int, runs: list[tuple[int, int, int]]) -> None:
+        """Clear the cache after the common prefix, the moved runs first set aside at
+        their new positions in sequence 1. Runs moving back go first, in order, and runs
+        moving forward last to first, so that no run lands on one still to move."""
         import llama_cpp
 
         memory = self.llm._ctx.memory
@@ -454,7 +452,8 @@ class LlamaGenerator:
 
     def _decode(self, tokens: list[int]) -> None:
         """`Llama.eval` without its first step, which clears every sequence after the
-        current position: the moved runs waiting there would go with it."""
+        current position (`_clear_after` did that once for the prefill, and the moved runs
+        waiting in sequence 1 must stay)."""
         llm = self.llm
         llm._batch.set_batch(batch=tokens, n_past=llm.n_tokens, logits_all=False)
         llm._ctx.decode(llm._batch)

@@ -6,23 +6,16 @@ import numpy as np
 import pytest
 
 from models.files import pull_base_model
-from models.generation import LlamaGenerator, PassStats
-from tests.conftest import TEST_MODEL
+from models.generation import LlamaGenerator
+from tests.conftest import TEST_MODEL, logits_at
 
 pytestmark = pytest.mark.model
 
 
 def _logits_at(generator: LlamaGenerator, prompt: list[int], decision_at: int | None):
-    captured: dict[str, np.ndarray] = {}
-
-    def keep(logits: np.ndarray) -> bool:
-        captured["logits"] = logits.copy()
-        return True
-
-    stats = PassStats()
-    with generator.lock:
-        list(generator.greedy(prompt, 1, stats, keep, decision_at=decision_at))
-    return captured["logits"], stats
+    logits, stats = logits_at(generator, prompt, decision_at)
+    assert logits is not None
+    return logits, stats
 
 
 def test_decision_logits_come_from_the_fim_middle_position_and_are_kept():
