@@ -265,10 +265,30 @@ def cmd_train_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_policy_features(args: argparse.Namespace) -> int:
+    from training.policy_features import policy_features
+
+    dataset = Path(args.dataset)
+    name = Path(args.model_path).stem if args.model_path else args.model
+    out = Path(args.out) if args.out else dataset.with_name(f"{dataset.stem}.policy-{name}.jsonl")
+    model_path = Path(args.model_path) if args.model_path else pull_base_model(name=args.model)
+    policy_features(
+        dataset,
+        model_path,
+        out,
+        limit=args.limit,
+        time_budget_s=args.time_budget,
+        n_threads=args.threads,
+    )
+    print(out)
+    return 0
+
+
 def cmd_train_fit(args: argparse.Namespace) -> int:
     from training.fit import fit_head
 
-    return fit_head(Path(args.dataset), Path(args.head), Path(args.report))
+    features = Path(args.policy_features) if args.policy_features else None
+    return fit_head(Path(args.dataset), Path(args.head), Path(args.report), features)
 
 
 def cmd_train_export(args: argparse.Namespace) -> int:
@@ -528,10 +548,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--cfc-tokens", type=int, help="cross-file context budget (default: 256, half the server's)"
     )
     label.set_defaults(func=cmd_train_label)
+    features = train_sub.add_parser(
+        "policy-features",
+        help="another model's decision features on labelled rows, for plug-and-play (resumable)",
+    )
+    features.add_argument("--dataset", default=str(DATASET), help="the labelled rows")
+    features.add_argument(
+        "--model",
+        default=SMALL_MODEL_NAME,
+        choices=list(MODELS),
+        help=f"packaged model that would decide (default: {SMALL_MODEL_NAME}); --model-path wins",
+    )
+    features.add_argument("--model-path", help="GGUF that would decide (instead of --model)")
+    features.add_argument(
+        "--out", help="side file (default: next to the dataset, named after the model)"
+    )
+    features.add_argument("--limit", type=int, help="at most this many new rows")
+    features.add_argument("--time-budget", type=float, help="stop after this many seconds")
+    features.add_argument("--threads", type=int, help=THREADS_HELP)
+    features.set_defaults(func=cmd_train_policy_features)
     fit = train_sub.add_parser("fit", help="train the retrieve token's row and calibrate it")
     fit.add_argument("--dataset", default=str(DATASET))
     fit.add_argument("--head", default=str(HEAD), help="where to write the learned head")
     fit.add_argument("--report", default="benchmarks/results/retrieve-head-latest")
+    fit.add_argument(
+        "--policy-features",
+        help="another model's features on the dataset's rows (train policy-features): "
+        "fit the head that model reads (plug-and-play)",
+    )
     fit.set_defaults(func=cmd_train_fit)
     export = train_sub.add_parser("export", help="write the head into a GGUF and verify it")
     export.add_argument("--head", default=str(HEAD))

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from training.fit import Data, fit_head, gain_weights, logistic
 from training.label import encode_vector
@@ -148,3 +149,44 @@ def test_a_head_that_weighs_the_first_line_needs_it_and_keeps_its_weight_in_meta
     assert head.probability(logits, 0.0, [-1.0, -0.5]) == sigmoid(1.0 + 0.5 + 1.5)
     older = {k: v for k, v in meta.items() if not k.endswith("line_logprob_weight")}
     assert not RetrieveHead.from_metadata(older).decides_at_first_line  # type: ignore[union-attr]
+
+
+def test_fit_head_reads_a_policy_models_features_in_place_of_the_labellers(tmp_path: Path):
+    """Plug-and-play: the labels are the labeller's, the hidden state (and the model's own
+    signals) the policy model's, on the rows it covers."""
+    rng = np.random.default_rng(5)
+    informative = _rows(600)
+    # The labeller's hidden state here carries nothing; the policy model's carries the labels.
+    labelled = [
+        {**r, "model": "labeller", "hidden": encode_vector(rng.normal(size=64))}
+        for r in informative
+    ]
+    dataset, features = tmp_path / "labels.jsonl", tmp_path / "features.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in labelled))
+    features.write_text(
+        "".join(
+            json.dumps({"id": r["id"], "model": "policy", "hidden": r["hidden"]} | own) + "\n"
+            for r in informative[:500]
+            for own in [{"first_logprob": -0.5, "line_confidence": 0.5}]
+        )
+    )
+    assert fit_head(dataset, tmp_path / "plain.json", tmp_path / "plain") == 0
+    assert fit_head(dataset, tmp_path / "plug.json", tmp_path / "plug", features) == 0
+    plain, plug = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("plain", "plug"))
+    assert plain["stats"]["decision_model"] == "labeller" and plain["stats"]["rows"] == 600
+    assert plug["stats"]["decision_model"] == "policy" and plug["stats"]["rows"] == 500
+    assert plug["stats"]["labelled_by"] == "labeller"
+
+    def token_auroc(report: str) -> float:
+        cv = json.loads((tmp_path / report / "cv.json").read_text())["candidates"]
+        return max(v["auroc"] for k, v in cv.items() if k.startswith("token ("))
+
+    assert token_auroc("plug") > token_auroc("plain") + 0.1
+    # The model's own signals are the policy model's (constant here: no information).
+    cv = json.loads((tmp_path / "plug" / "cv.json").read_text())["candidates"]
+    assert cv["first_token_uncertainty"]["auroc"] == 0.5
+
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(features.read_text() + json.dumps({"id": "x", "model": "other"}) + "\n")
+    with pytest.raises(ValueError, match="one model"):
+        fit_head(dataset, tmp_path / "m.json", tmp_path / "m", mixed)

@@ -13,13 +13,14 @@ import pytest
 
 from evaluation.tasks import Task
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
-from models.files import pull_base_model, pull_default_model
+from models.files import pull_base_model, pull_default_model, sha256_of
 from models.generation import LlamaGenerator, PassStats
 from retrieval.workspace_index import WorkspaceIndex
 from tests.conftest import TEST_MODEL
 from training.export import load_head, verify_export
 from training.hidden import HiddenFromLogits
-from training.label import decode_vector, label_blank
+from training.label import LABEL_BUDGET, decode_vector, label_blank
+from training.policy_features import policy_features
 
 pytestmark = pytest.mark.model
 
@@ -83,12 +84,13 @@ def test_hidden_state_recovered_from_logits_matches_llama_cpp_embeddings(base, h
     assert np.linalg.norm(recovered - emb) / np.linalg.norm(emb) < 0.05
 
 
-def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace, base, hidden):
+def _return_line_task(workspace: Path) -> Task:
+    """A blank: the first `return` line of the fixture workspace's report module."""
     path = workspace / "inventory" / "report.py"
     lines = path.read_text().split("\n")
     start = next(i for i, ln in enumerate(lines) if ln.strip().startswith("return"))
     indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
-    task = Task(
+    return Task(
         "ws:chunk:0",
         "ws",
         "chunk",
@@ -97,6 +99,10 @@ def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace,
         start + 1,
         lines[start][len(indent) :],
     )
+
+
+def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace, base, hidden):
+    task = _return_line_task(workspace)
     index = WorkspaceIndex(workspace)
     index.build()
     engine = CompletionEngine(LlamaGenerator(base), index)
@@ -129,6 +135,32 @@ def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace,
     assert defs["retrieved"] == bool(defs["definitions"])
     assert all(d["path"] != task.path for d in defs["definitions"])
     assert row["sources"] == "windows" and row["needed_resolved"] is None
+
+
+def test_policy_features_are_the_labellers_own_when_the_same_model_decides(
+    workspace, base, hidden, tmp_path
+):
+    """Plug-and-play's features: the policy model's no-retrieval pass at a labelled blank.
+    With the labeller's own model they must be the row's (the same prompt, rebuilt from the
+    row); a row whose prompt was another length is left out; a rerun adds nothing."""
+    task = _return_line_task(workspace)
+    index = WorkspaceIndex(workspace)
+    index.build()
+    engine = CompletionEngine(LlamaGenerator(base), index)
+    row = label_blank(task, workspace, engine, hidden, CompletionOptions(budget=LABEL_BUDGET))
+    other = {**row, "id": "ws:chunk:1", "prompt_tokens": [row["prompt_tokens"][0] + 1, 0]}
+    dataset, out = tmp_path / "labels.jsonl", tmp_path / "features.jsonl"
+    dataset.write_text(json.dumps(row) + "\n" + json.dumps(other) + "\n")
+
+    assert policy_features(dataset, base, out, roots={"ws": workspace}) == 1
+    (features,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert features["id"] == row["id"] and features["model"] == sha256_of(base)[:16]
+    np.testing.assert_allclose(
+        decode_vector(features["hidden"]), decode_vector(row["hidden"]), rtol=0.01, atol=0.02
+    )
+    assert features["first_logprob"] == pytest.approx(row["first_logprob"], abs=1e-3)
+    assert features["line_confidence"] == pytest.approx(row["line_confidence"], abs=1e-3)
+    assert policy_features(dataset, base, out, roots={"ws": workspace}) == 0
 
 
 def _synthetic_head(

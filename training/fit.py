@@ -31,6 +31,7 @@ from evaluation.metrics import auroc, decision_quality
 from models.decision import line_logprob_from_confidence
 from models.engine import CompletionOptions
 from training.label import LABEL_BUDGET, budget_row, decode_vector, load_dataset
+from training.policy_features import with_policy_features
 
 L2_CHOICES = (1.0, 10.0, 100.0)
 # The hidden state (896 numbers) is first projected on its top principal components:
@@ -291,9 +292,22 @@ def fitted_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
+def fit_head(
+    dataset: Path, head_path: Path, report_dir: Path, policy_features: Path | None = None
+) -> int:
+    """`policy_features`: another model's features on these rows (`train policy-features`),
+    fitted in place of the labeller's: plug-and-play, that model deciding for the labeller."""
     every_row = load_dataset(dataset)
     rows = fitted_rows(every_row)
+    decision_model = (rows[0].get("model") if rows else None) or "not recorded"
+    if policy_features is not None:
+        covered, decision_model = with_policy_features(rows, policy_features)
+        print(
+            f"{len(covered)} of {len(rows)} rows have the features of model {decision_model} "
+            f"({policy_features}); fitting on those",
+            file=sys.stderr,
+        )
+        rows = covered
     rendering = CompletionOptions().cfc_format
     if len(rows) < len(every_row):
         print(
@@ -355,6 +369,11 @@ def fit_head(dataset: Path, head_path: Path, report_dir: Path) -> int:
         "es_always_runtime": float(val.es_always.mean()),
         "es_oracle_runtime": float(np.maximum(val.es_never, val.es_always).mean()),
         "dataset_sha256": hashlib.sha256(dataset.read_bytes()).hexdigest(),
+        # The model whose hidden state the head reads (its sha256's first 16 hex digits):
+        # the labeller's, or with policy features the model that decides for it.
+        "decision_model": decision_model,
+        "labelled_by": rows[0].get("model") or "not recorded",
+        "policy_features": str(policy_features) if policy_features is not None else None,
     }
     head_path.parent.mkdir(parents=True, exist_ok=True)
     head_path.write_text(
@@ -397,7 +416,8 @@ def _write_markdown(
         f"Rows {stats['rows']} ({stats['runtime_rows']} with the run-time query), positives "
         f"{stats['positives']} ({100 * stats['positive_share']:.1f}%; "
         f"{100 * stats['positive_share_runtime']:.1f}% of run-time rows). Budgets (left, right, "
-        f"cfc tokens) {stats['budget']}.",
+        f"cfc tokens) {stats['budget']}. Labelled by model {stats['labelled_by']}; the "
+        f"decision reads the hidden state of model {stats['decision_model']}.",
         f"Run-time rows: ES never {stats['es_never_runtime']:.1f}, always "
         f"{stats['es_always_runtime']:.1f}, best of both {stats['es_oracle_runtime']:.1f}.",
         "",

@@ -130,7 +130,7 @@ def decode_vector(s: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(s), dtype="<f2").astype(np.float32)
 
 
-def _never_pass(
+def never_pass(
     engine: CompletionEngine,
     request: CompletionRequest,
     opts: CompletionOptions,
@@ -180,7 +180,7 @@ def label_blank(
         never["prompt_tokens"] = earlier["prompt_tokens"][0]
         never["timings_ms"] = earlier["timings_ms"][0]
     else:
-        never = _never_pass(engine, request, opts, target, hidden)
+        never = never_pass(engine, request, opts, target, hidden)
     always = engine.complete(request, replace(opts, mode="always"))
     es_always = round(edit_similarity(always.text, target), 3)  # as precise as es_never
     return {
