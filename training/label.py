@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from models.files import sha256_of
 from models.prompt import PromptBudget
 from retrieval.workspace_index import WorkspaceIndex
 from training.hidden import HiddenFromLogits
+
+if TYPE_CHECKING:
+    from models.generation import LlamaGenerator
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +214,17 @@ def label_blank(
     }
 
 
+def load_base(model_path: Path, n_threads: int | None) -> tuple[LlamaGenerator, HiddenFromLogits]:
+    """A base model (without a retrieve token: its features must be the frozen model's) and
+    the reader of its hidden states."""
+    from models.generation import LlamaGenerator
+
+    generator = LlamaGenerator(model_path, n_threads=n_threads)
+    if generator.retrieve_head is not None:
+        raise ValueError(f"{model_path} already carries a retrieve token: use the base model")
+    return generator, HiddenFromLogits.from_gguf(model_path)
+
+
 def label_blanks(
     tasks: Iterable[Task],
     roots: dict[str, Path],
@@ -232,8 +246,6 @@ def label_blanks(
     costs only the with-context passes. `budget`: the prompt budgets, recorded in each row
     (`train fit` uses only LABEL_BUDGET's rows). `sources`: what other files contribute to
     the with-context pass (`models.crossfile.SOURCES`), recorded in each row."""
-    from models.generation import LlamaGenerator
-
     finished = done_ids(dataset)
     todo = [t for t in tasks if t.id not in finished]
     if limit is not None:
@@ -241,10 +253,7 @@ def label_blanks(
     if not todo:
         print(f"all {len(finished)} blanks already labelled in {dataset}", file=sys.stderr)
         return 0
-    generator = LlamaGenerator(model_path, n_threads=n_threads)
-    if generator.retrieve_head is not None:
-        raise ValueError(f"{model_path} already carries a retrieve token: label with the base")
-    hidden = HiddenFromLogits.from_gguf(model_path)
+    generator, hidden = load_base(model_path, n_threads)
     base = CompletionOptions(budget=budget, sources=sources)
     model = sha256_of(model_path)[:16]
     earlier = reusable_never_passes(

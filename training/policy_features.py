@@ -29,8 +29,7 @@ from evaluation.tasks import Task
 from models.engine import CompletionEngine, CompletionOptions
 from models.files import sha256_of
 from retrieval.workspace_index import WorkspaceIndex
-from training.hidden import HiddenFromLogits
-from training.label import LABEL_BUDGET, load_dataset, never_pass, scored_target
+from training.label import LABEL_BUDGET, load_base, load_dataset, never_pass, scored_target
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +65,6 @@ def policy_features(
     """Append `model_path`'s features for the rows of `dataset` not yet in `out`; stop after
     `limit` new ones or the time budget. Returns how many were written. `roots`: where each
     row's project is (default: fetched like the labeller's training projects)."""
-    from models.generation import LlamaGenerator
-
     finished = done_ids(out)
     todo = [r for r in load_dataset(dataset) if r["id"] not in finished]
     if limit is not None:
@@ -75,10 +72,7 @@ def policy_features(
     if not todo:
         print(f"all {len(finished)} rows already in {out}", file=sys.stderr)
         return 0
-    generator = LlamaGenerator(model_path, n_threads=n_threads)
-    if generator.retrieve_head is not None:
-        raise ValueError(f"{model_path} already carries a retrieve token: use the base model")
-    hidden = HiddenFromLogits.from_gguf(model_path)
+    generator, hidden = load_base(model_path, n_threads)
     model = sha256_of(model_path)[:16]
     indexes: dict[str, WorkspaceIndex] = {}
     out.parent.mkdir(parents=True, exist_ok=True)
