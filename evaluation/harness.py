@@ -16,14 +16,19 @@ from evaluation.report import (
     write_plot,
 )
 from evaluation.repos import fetch_repo, repo_lists
-from evaluation.runner import load_rows, run_tasks
+from evaluation.runner import HiddenRecorder, load_rows, run_tasks
 from evaluation.tasks import Task, mid_line, sample_tasks
 from models.decider import confidence_threshold_for
 from models.engine import CompletionOptions
-from models.files import pull_default_model
+from models.files import pull_default_model, sha256_of
 from models.generation import LlamaGenerator
+from training.hidden import HiddenFromLogits
 
 log = logging.getLogger(__name__)
+
+
+def hidden_recorder(model_path: Path) -> HiddenRecorder:
+    return HiddenRecorder(HiddenFromLogits.from_gguf(model_path), sha256_of(model_path)[:16])
 
 
 def run_eval(
@@ -51,10 +56,12 @@ def run_eval(
     cfc_format: str | None = None,
     project_set: str = "eval",
     sources: str = "windows",
+    record_hidden: bool = False,
 ) -> int:
     """`cfc_format`: None is the server's rendering (`CompletionOptions`). `project_set`:
     the list of `evaluation/repos.toml` to run (`eval`: the fresh projects; `eval_popular`:
-    the popular, likely memorized ones)."""
+    the popular, likely memorized ones). `record_hidden`: keep each never pass's hidden
+    state, so `train evaluate --offline` can score a head fitted later on these tasks."""
     commit = source_commit()  # of the code that runs, before any edit made meanwhile
     lists = repo_lists()
     if project_set not in lists:
@@ -103,6 +110,7 @@ def run_eval(
             live=live,
             chunking=chunking,
             reuse_never=reuse_never,
+            hidden=hidden_recorder(model_path) if record_hidden else None,
         )
     rows = load_rows(results, [t.id for t in tasks])
     if not rows:
@@ -129,6 +137,7 @@ def run_eval(
         "line_in_middle": line_in_middle,
         "cfc_format": cfc_format,
         "sources": sources,
+        "record_hidden": record_hidden,
         "threshold": threshold,
         "n_tasks": len(rows),
         "n_tasks_planned": len(tasks),

@@ -224,6 +224,26 @@ def bootstrap_auroc(
     return {"auroc": point, "lo": float(lo), "hi": float(hi), "width": float(hi - lo)}
 
 
+def paired_auroc_difference(
+    a: list[float], b: list[float], labels: list[bool], seed: int = 0, resamples: int = 2000
+) -> dict[str, float] | None:
+    """AUROC(a) - AUROC(b) on the same tasks, with a paired percentile-bootstrap 95% interval:
+    each resample draws the tasks once, for both scores, so what they share cancels."""
+    point_a, point_b = auroc(a, labels), auroc(b, labels)
+    if point_a is None or point_b is None:
+        return None
+    rng = np.random.default_rng(seed)
+    sa, sb, y = np.asarray(a, float), np.asarray(b, float), np.asarray(labels, bool)
+    values = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(y), size=len(y))
+        va, vb = auroc(sa[idx].tolist(), y[idx].tolist()), auroc(sb[idx].tolist(), y[idx].tolist())
+        if va is not None and vb is not None:
+            values.append(va - vb)
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return {"difference": point_a - point_b, "lo": float(lo), "hi": float(hi), "n": len(y)}
+
+
 def paired_differences(
     rows: list[dict[str, Any]], selective: list[dict[str, Any]]
 ) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from models.decision import first_token_logprob
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
 from models.generation import LlamaGenerator
 from retrieval.workspace_index import WorkspaceIndex
+from training.hidden import HiddenFromLogits, encode_vector
 
 
 def options_for(task: Task, base: CompletionOptions, mode: str) -> CompletionOptions:
@@ -39,15 +40,36 @@ def request_for(task: Task, root: Path) -> CompletionRequest:
     return CompletionRequest(path.resolve(), text, task.start_line, len(indent + task.typed))
 
 
-def _pass(engine: CompletionEngine, task: Task, req: CompletionRequest, opts: CompletionOptions):
+@dataclass(frozen=True)
+class HiddenRecorder:
+    """Keeps the never pass's hidden state at the decision position, so that a retrieve head
+    fitted later can be scored on these tasks without running the model again."""
+
+    reader: HiddenFromLogits
+    model: str  # the generator's sha256, first 16 hex digits (what a head's stats name)
+
+
+def _pass(
+    engine: CompletionEngine,
+    task: Task,
+    req: CompletionRequest,
+    opts: CompletionOptions,
+    hidden: HiddenRecorder | None = None,
+):
     # The logits at the decision position give the first-token uncertainty signal.
     result = engine.complete(req, replace(opts, capture_decision_logits=True))
     rec = result.record
     logits = result.decision_logits
     head = engine.generator.retrieve_head
     first_token = None
+    kept: dict[str, str] = {}
     if logits is not None:
         first_token = first_token_logprob(logits, head.token_id if head is not None else None)
+        if hidden is not None:
+            kept = {
+                "hidden": encode_vector(hidden.reader.hidden(logits)),
+                "hidden_model": hidden.model,
+            }
     return {
         "first_token_logprob": first_token,
         "completion": result.text,
@@ -60,6 +82,7 @@ def _pass(engine: CompletionEngine, task: Task, req: CompletionRequest, opts: Co
         "needed_resolved": rec.get("needed_resolved"),
         "prompt_tokens": rec["prompt_tokens"],
         "timings_ms": rec["timings_ms"],
+        **kept,
     }
 
 
@@ -86,11 +109,13 @@ def run_tasks(
     live: int = 0,
     chunking: str = "windows",
     reuse_never: Path | None = None,
+    hidden: HiddenRecorder | None = None,
 ) -> None:
     """Run every task not yet in `results`; the first `live` tasks also run `selective` live.
 
     `reuse_never`: an earlier results file whose `never` runs are reused (they do not depend
     on the retrieval settings), so comparing retrieval variants costs only their `always` runs.
+    `hidden`: record each never pass's hidden state at the decision position (`never.hidden`).
     """
     earlier = (
         {r["id"]: r["never"] for r in load_rows(reuse_never, [t.id for t in tasks])}
@@ -114,7 +139,7 @@ def run_tasks(
             if task.id in earlier:
                 row["never"] = {**earlier[task.id], "reused_from": str(reuse_never)}
             else:
-                row["never"] = _pass(engine, task, req, options_for(task, base, "never"))
+                row["never"] = _pass(engine, task, req, options_for(task, base, "never"), hidden)
             row["always"] = _pass(engine, task, req, options_for(task, base, "always"))
             if policy is not None:
                 pol = CompletionEngine(policy, indexes[task.repo])

@@ -233,6 +233,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cfc_format=args.cfc_format,
         project_set=args.project_set,
         sources=args.sources,
+        record_hidden=args.record_hidden,
     )
 
 
@@ -288,7 +289,9 @@ def cmd_train_fit(args: argparse.Namespace) -> int:
     from training.fit import fit_head
 
     features = Path(args.policy_features) if args.policy_features else None
-    return fit_head(Path(args.dataset), Path(args.head), Path(args.report), features)
+    return fit_head(
+        Path(args.dataset), Path(args.head), Path(args.report), features, args.first_line
+    )
 
 
 def cmd_train_export(args: argparse.Namespace) -> int:
@@ -301,15 +304,25 @@ def cmd_train_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train_evaluate(args: argparse.Namespace) -> int:
-    from training.evaluate import heldout_report, score_tasks
+    from training.evaluate import heldout_report, score_offline, score_tasks
     from training.export import load_head
 
+    if not (args.report_only or args.offline or args.model_path):
+        print("error: give --model-path (the exported GGUF) or --offline", file=sys.stderr)
+        return 2
+    head = load_head(Path(args.head))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = out / "heldout-features.jsonl"
-    if not args.report_only:
+    if args.offline and not args.report_only:
+        try:
+            score_offline(Path(args.results), head, features)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    elif not args.report_only:
         score_tasks(Path(args.results), Path(args.model_path), features)
-    heldout_report(Path(args.results), features, load_head(Path(args.head)), out)
+    heldout_report(Path(args.results), features, head, out)
     print((out / "heldout.md").read_text())
     return 0
 
@@ -465,6 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--line-in-prefix", action="store_true", help="typed line in the FIM prefix (old layout)"
     )
     ev.add_argument(
+        "--record-hidden",
+        action="store_true",
+        help="keep each never pass's hidden state (for `train evaluate --offline`)",
+    )
+    ev.add_argument(
         "--report-only", action="store_true", help="rebuild the report from the results so far"
     )
     ev.set_defaults(func=cmd_eval)
@@ -576,6 +594,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="another model's features on the dataset's rows (train policy-features): "
         "fit the head that model reads (plug-and-play)",
     )
+    fit.add_argument(
+        "--first-line",
+        action="store_true",
+        help="the chosen head may decide after the first generated line (default: at the "
+        "end of the prefill, before the first token)",
+    )
     fit.set_defaults(func=cmd_train_fit)
     export = train_sub.add_parser("export", help="write the head into a GGUF and verify it")
     export.add_argument("--head", default=str(HEAD))
@@ -585,7 +609,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = train_sub.add_parser(
         "evaluate", help="score the exported policy on an evaluation run's held-out tasks"
     )
-    evaluate.add_argument("--model-path", required=True, help="the exported GGUF")
+    evaluate.add_argument("--model-path", help="the exported GGUF (or --offline)")
+    evaluate.add_argument(
+        "--offline",
+        action="store_true",
+        help="score the head from the hidden states of an `eval --record-hidden` run, "
+        "with no model run",
+    )
     evaluate.add_argument("--head", default=str(HEAD))
     evaluate.add_argument(
         "--results", default="benchmarks/results/archive/eval-2026-11-27/results.jsonl"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from training.fit import Data, fit_head, gain_weights, logistic
-from training.label import encode_vector
+from training.hidden import encode_vector
 
 
 def _rows(n: int, seed: int = 0) -> list[dict]:
@@ -84,6 +84,8 @@ def test_fit_head_learns_the_row_validates_by_project_and_reports(tmp_path: Path
     assert len(head["row"]) == 64 and 0 < head["threshold"] < 1
     assert head["weighting"] in ("labels", "gain")
     assert head["jaccard_weight"] > 0  # the signal that drives the labels is used
+    # It decides at the end of the prefill: no candidate that needs the first line.
+    assert head["stats"]["decides_at"] == "prefill" and head["line_logprob_weight"] == 0.0
     assert head["stats"]["rows"] == 600 and head["stats"]["cfc_format"] == "comment"
     assert head["stats"]["projects"] == ["p0", "p1", "p2", "p3"]
     cv = json.loads((report / "cv.json").read_text())["candidates"]
@@ -102,6 +104,11 @@ def test_fit_head_learns_the_row_validates_by_project_and_reports(tmp_path: Path
     runtime_rows = head["stats"]["runtime_rows"]
     for k in shares:
         assert abs(by_share[k]["retrieve_share"] - float(k)) <= 1 / runtime_rows
+
+    # Allowed to wait for the first line, the fit takes the best of every setting.
+    assert fit_head(dataset, head_path, tmp_path / "any", first_line=True) == 0
+    anywhere = json.loads(head_path.read_text())["chosen"]
+    assert cv[anywhere]["auroc"] == max(v["auroc"] for k, v in cv.items() if " (pca=" in k)
 
 
 def test_fit_head_refuses_a_tiny_dataset(tmp_path: Path):
@@ -190,3 +197,55 @@ def test_fit_head_reads_a_policy_models_features_in_place_of_the_labellers(tmp_p
     mixed.write_text(features.read_text() + json.dumps({"id": "x", "model": "other"}) + "\n")
     with pytest.raises(ValueError, match="one model"):
         fit_head(dataset, tmp_path / "m.json", tmp_path / "m", mixed)
+
+
+def test_train_evaluate_offline_scores_a_fitted_head_from_recorded_hidden_states(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """`train evaluate --offline`: the held-out check from the hidden states an `eval
+    --record-hidden` run kept, with AUROC intervals and the paired comparison."""
+    from repoformer_cli.__main__ import main
+    from training.evaluate import CONFIDENCE, JACCARD, POLICY
+
+    dataset, head_path = tmp_path / "labels.jsonl", tmp_path / "head.json"
+    rows = [{**r, "model": "labeller"} for r in _rows(600)]
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert fit_head(dataset, head_path, tmp_path / "cv") == 0
+    assert json.loads(head_path.read_text())["stats"]["decision_model"] == "labeller"
+
+    def harness_row(r: dict, model: str) -> dict:
+        run = {"p_retrieve": r["line_confidence"], "first_token_logprob": r["first_logprob"]}
+        timings = {"prefill": 100.0, "decision": 150.0, "total": 300.0}
+        never = {**run, "es": r["es_never"], "chunks": [], "timings_ms": timings}
+        always = {**run, "es": r["es_always"], "timings_ms": {**timings, "total": 600.0}}
+        return {
+            "id": r["id"],
+            "type": "line",
+            "never": {**never, "hidden": r["hidden"], "hidden_model": model},
+            "always": {**always, "chunks": [{"score": r["best_jaccard"]}]},
+        }
+
+    results, out = tmp_path / "results.jsonl", tmp_path / "heldout"
+    held_out = _rows(300, seed=7)  # the same kind of rows, not the training ones
+    results.write_text("".join(json.dumps(harness_row(r, "labeller")) + "\n" for r in held_out))
+    args = ["train", "evaluate", "--head", str(head_path), "--results", str(results)]
+    assert main([*args, "--out", str(out)]) == 2  # neither an exported model nor --offline
+    assert "--offline" in capsys.readouterr().err
+    assert main([*args, "--out", str(out), "--offline"]) == 0
+    report = json.loads((out / "heldout.json").read_text())
+    assert report["tasks"] == 300
+    policy = report["decisions"][POLICY]
+    ci = policy["auroc_interval"]
+    assert policy["auroc"] > 0.6 and ci["lo"] < policy["auroc"] < ci["hi"]
+    # The confidence signal is noise in these rows, so the head beats it, resolved.
+    against_confidence = report["paired_auroc"][f"{POLICY} - {CONFIDENCE}"]
+    assert against_confidence["lo"] > 0
+    against_jaccard = report["paired_auroc"][f"{POLICY} - {JACCARD}"]
+    assert against_jaccard["lo"] < against_jaccard["difference"] < against_jaccard["hi"]
+    assert report["modes"]["always"]["latency_ms_p50"] == 700.0  # the prefill, then the context run
+    assert "| paired AUROC difference" in (out / "heldout.md").read_text()
+
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps(harness_row(r, "another")) + "\n" for r in held_out))
+    assert main([*args[:-1], str(other), "--out", str(tmp_path / "o"), "--offline"]) == 1
+    assert "reads model labeller" in capsys.readouterr().err

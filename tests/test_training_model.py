@@ -18,8 +18,8 @@ from models.generation import LlamaGenerator, PassStats
 from retrieval.workspace_index import WorkspaceIndex
 from tests.conftest import TEST_MODEL
 from training.export import load_head, verify_export
-from training.hidden import HiddenFromLogits
-from training.label import LABEL_BUDGET, decode_vector, label_blank
+from training.hidden import HiddenFromLogits, decode_vector
+from training.label import LABEL_BUDGET, label_blank
 from training.policy_features import policy_features
 
 pytestmark = pytest.mark.model
@@ -350,3 +350,65 @@ def test_heldout_evaluation_reads_the_exported_token_once_per_task(
     policy_top = report["es_top_share"]["shipped policy (token + signals)"]["0.3"]
     assert policy_top == pytest.approx((150 + (20 if top == 0 else -10)) / 3)
     assert "top 20%" in (features.parent / "heldout.md").read_text()
+
+
+def test_offline_scoring_gives_the_exported_models_decisions(
+    workspace, base, hidden, tmp_path, monkeypatch
+):
+    """`train evaluate --offline` scores a head from the hidden states an `eval
+    --record-hidden` run kept; it must agree with the exported model run on the same tasks."""
+    import training.evaluate as evaluate
+    from evaluation.runner import HiddenRecorder, run_tasks
+    from training.export import export_model
+
+    generator = LlamaGenerator(base)
+    model = sha256_of(base)[:16]
+    lines = (workspace / "inventory" / "report.py").read_text().split("\n")
+    starts = [i for i, ln in enumerate(lines) if ln.strip().startswith(("return", "for"))][:2]
+    tasks = [
+        Task(f"ws:line:{n}", "ws", "line", "inventory/report.py", s, s + 1, lines[s].strip())
+        for n, s in enumerate(starts)
+    ]
+    results = tmp_path / "results.jsonl"
+    recorder = HiddenRecorder(hidden, model)
+    run_tasks(
+        tasks, {"ws": workspace}, generator, results, base=CompletionOptions(), hidden=recorder
+    )
+    rows = [json.loads(ln) for ln in results.read_text().splitlines()]
+    assert all(r["never"]["hidden_model"] == model for r in rows)
+    assert all("hidden" not in r["always"] for r in rows)  # only the decision's pass
+
+    # Every term of the head in use: the token, the best Jaccard score, the first token.
+    head, head_path = _synthetic_head(generator, hidden, tmp_path, logit=3.0, bias=-2.0)
+    head = {**head, "jaccard_weight": 2.0, "confidence_weight": 0.5}
+    head["stats"] = {"decision_model": model}
+    head_path.write_text(json.dumps(head))
+    exported = export_model(base, head_path, tmp_path / "with-token.gguf")
+    online, offline = tmp_path / "online.jsonl", tmp_path / "offline.jsonl"
+    monkeypatch.setattr(evaluate, "fetch_repo", lambda repo: workspace)
+    evaluate.score_tasks(results, exported, online)
+    evaluate.score_offline(results, head, offline)
+    by_id = {r["id"]: r for r in map(json.loads, online.read_text().splitlines())}
+    scored = [json.loads(ln) for ln in offline.read_text().splitlines()]
+    assert [r["id"] for r in scored] == [t.id for t in tasks]
+    for r in scored:
+        real = by_id[r["id"]]
+        assert r["token_logit"] == pytest.approx(real["token_logit"], abs=0.3)
+        assert r["p_policy"] == pytest.approx(real["p_policy"], abs=0.03)
+        assert r["prefill_ms"] > 0 and r["decision_ms"] == r["prefill_ms"]
+    assert len({round(r["p_policy"], 3) for r in scored}) > 1  # the tasks are told apart
+    evaluate.score_offline(results, head, offline)  # resumed: nothing left to score
+    assert len(offline.read_text().splitlines()) == 2
+
+    with pytest.raises(ValueError, match="reads model"):
+        evaluate.score_offline(results, {**head, "stats": {"decision_model": "other"}}, offline)
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text(
+        "".join(
+            json.dumps({**r, "never": {k: v for k, v in r["never"].items() if k != "hidden"}})
+            + "\n"
+            for r in rows
+        )
+    )
+    with pytest.raises(ValueError, match="--record-hidden"):
+        evaluate.score_offline(bare, head, tmp_path / "bare-features.jsonl")

@@ -14,6 +14,7 @@ retrieval share and latency of `selective` against `never` and `always`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -23,20 +24,36 @@ from typing import Any
 import numpy as np
 
 from evaluation.metrics import auroc, decision_quality
+from evaluation.report import bootstrap_auroc, paired_auroc_difference
 from evaluation.repos import fetch_repo
 from evaluation.runner import done_ids, request_for, rows_by_id
 from evaluation.tasks import Task
-from models.decision import first_token_logprob, sigmoid
+from models.decision import first_token_logprob, line_logprob_from_confidence, sigmoid
 from models.engine import CompletionEngine, CompletionOptions
 from models.files import sha256_of
 from models.generation import LlamaGenerator
 from retrieval.workspace_index import WorkspaceIndex
+from training.hidden import decode_vector
 
 TASK_FIELDS = ("id", "repo", "type", "path", "start_line", "end_line", "target")
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
     return list(rows_by_id(path).values())
+
+
+def _features_for(out: Path, model: str) -> set[str]:
+    """The tasks `out` already scored with `model`; features of another model (an earlier
+    head) are dropped first: they would be stale."""
+    if out.exists() and any(r.get("model") != model for r in _rows(out)):
+        print(f"{out}: features of another model, scoring again", file=sys.stderr)
+        out.unlink()
+    return done_ids(out)
+
+
+def best_jaccard(row: dict[str, Any]) -> float:
+    """The best window's Jaccard score of a harness row: what the server's decision reads."""
+    return max([c["score"] for c in row["always"]["chunks"]], default=0.0)
 
 
 def score_tasks(eval_results: Path, exported: Path, out: Path) -> None:
@@ -47,10 +64,7 @@ def score_tasks(eval_results: Path, exported: Path, out: Path) -> None:
     if head is None:
         raise ValueError(f"{exported} has no retrieve token; run `train export` first")
     model = sha256_of(exported)[:16]
-    if out.exists() and any(r.get("model") != model for r in _rows(out)):
-        print(f"{out}: features of another model, scoring again", file=sys.stderr)
-        out.unlink()
-    finished = done_ids(out)
+    finished = _features_for(out, model)
     indexes: dict[str, WorkspaceIndex] = {}
     roots: dict[str, Path] = {}
     rows = [r for r in _rows(eval_results) if r["id"] not in finished]
@@ -85,6 +99,56 @@ def score_tasks(eval_results: Path, exported: Path, out: Path) -> None:
             )
             sink.flush()
             print(f"[{n}/{len(rows)}] {task.id} p={result.record['p_retrieve']}", file=sys.stderr)
+
+
+def score_offline(eval_results: Path, head: dict[str, Any], out: Path) -> None:
+    """`score_tasks`'s features with no model run, from the hidden states an `eval
+    --record-hidden` run kept: the head's row against the decision position's hidden state
+    is the logit of the exported token (what `train export` verifies), and the signals are
+    the ones that run recorded. The head must read the model that ran the evaluation."""
+    model = "offline-" + hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()[:16]
+    finished = _features_for(out, model)
+    rows = [r for r in _rows(eval_results) if r["id"] not in finished]
+    missing = [r["id"] for r in rows if "hidden" not in r["never"]]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} of {len(rows)} tasks in {eval_results} have no hidden state "
+            f"(e.g. {missing[0]}): run `eval --record-hidden`"
+        )
+    reads = head.get("stats", {}).get("decision_model")
+    if reads is None:
+        raise ValueError("the head names no decision model (fit it again with `train fit`)")
+    others = {r["never"]["hidden_model"] for r in rows} - {reads}
+    if others:
+        raise ValueError(
+            f"{eval_results} holds hidden states of model {sorted(others)[0]}; "
+            f"the head reads model {reads}'s"
+        )
+    row_vector = np.asarray(head["row"], dtype=np.float32)
+    line_weight = head.get("line_logprob_weight", 0.0)
+    with out.open("a") as sink:
+        for r in rows:
+            never = r["never"]
+            token_logit = float(row_vector @ decode_vector(never["hidden"]))
+            z = token_logit + head["bias"] + head["jaccard_weight"] * best_jaccard(r)
+            z += head["confidence_weight"] * never["first_token_logprob"]
+            timings = never["timings_ms"]
+            decision_ms = timings["prefill"]
+            if line_weight:  # decides once the first line is generated
+                z += line_weight * line_logprob_from_confidence(never["p_retrieve"])
+                decision_ms = timings["decision"]
+            feature = {
+                "id": r["id"],
+                "model": model,
+                "type": r["type"],
+                "p_policy": sigmoid(z),
+                "token_logit": token_logit,
+                "first_logprob": never["first_token_logprob"],
+                "prefill_ms": timings["prefill"],
+                "decision_ms": decision_ms,
+            }
+            sink.write(json.dumps(feature) + "\n")
+    print(f"{len(rows)} tasks scored offline into {out}", file=sys.stderr)
 
 
 def _best_f1(scores: list[float], labels: list[bool]) -> dict[str, float]:
@@ -127,7 +191,7 @@ def heldout_scores(eval_results: Path, features: Path, head: dict[str, Any]) -> 
     feats = [f for f in _rows(features) if f["id"] in evals]
     rows = [evals[f["id"]] for f in feats]
     labels = [r["always"]["es"] > r["never"]["es"] for r in rows]
-    jaccard = [max([c["score"] for c in r["always"]["chunks"]], default=0.0) for r in rows]
+    jaccard = [best_jaccard(r) for r in rows]
     token_only = [sigmoid(f["token_logit"] + head["bias"]) for f in feats]
     scores = {
         POLICY: [f["p_policy"] for f in feats],
@@ -146,7 +210,16 @@ def heldout_report(
     rows, feats, labels, scores = held.rows, held.feats, held.labels, held.scores
     decisions: dict[str, Any] = {}
     for name, s in scores.items():
-        decisions[name] = {"auroc": auroc(s, labels), "best_f1": _best_f1(s, labels)}
+        decisions[name] = {
+            "auroc": auroc(s, labels),
+            "auroc_interval": bootstrap_auroc(s, labels),
+            "best_f1": _best_f1(s, labels),
+        }
+    # The issue's comparison: the shipped policy against each cheap signal, per task.
+    paired = {
+        f"{POLICY} - {cheap}": paired_auroc_difference(scores[POLICY], scores[cheap], labels)
+        for cheap in (CONFIDENCE, JACCARD)
+    }
     threshold = float(head["threshold"])
     chosen = [p > threshold for p in scores[POLICY]]
     decisions[POLICY]["at_calibrated_threshold"] = {
@@ -188,6 +261,7 @@ def heldout_report(
                 )
             ),
             "latency_ms_mean": float(np.mean([ms for _, ms in res])),
+            "latency_ms_p50": float(np.median([ms for _, ms in res])),
         }
     # The ceiling at each share: the tasks where retrieving gains most go first.
     gains = [r["always"]["es"] - r["never"]["es"] if r["always"]["chunks"] else 0.0 for r in rows]
@@ -209,6 +283,7 @@ def heldout_report(
         "tasks": len(rows),
         "positive_share": float(np.mean(labels)),
         "decisions": decisions,
+        "paired_auroc": paired,
         "modes": modes,
         "es_top_share": ranked,
         "head": {
@@ -231,15 +306,22 @@ def heldout_report(
         "",
         f"{len(rows)} tasks, {100 * report['positive_share']:.1f}% positive (retrieval raised ES).",
         "",
-        "| score | AUROC | best F1 (its best threshold) | retrieves at it |",
+        "| score | AUROC [95%] | best F1 (its best threshold) | retrieves at it |",
         "|---|---|---|---|",
     ]
     for name, d in decisions.items():
-        a = "n/a" if d["auroc"] is None else f"{d['auroc']:.3f}"
+        a, ci = d["auroc"], d["auroc_interval"]
+        shown = "n/a" if a is None else f"{a:.3f}"
+        if ci is not None:
+            shown += f" [{ci['lo']:.3f}, {ci['hi']:.3f}]"
         lines.append(
-            f"| {name} | {a} | {d['best_f1']['f1']:.3f} | "
+            f"| {name} | {shown} | {d['best_f1']['f1']:.3f} | "
             f"{100 * d['best_f1']['retrieve_share']:.0f}% |"
         )
+    lines += ["", "| paired AUROC difference (same tasks) | difference [95%] |", "|---|---|"]
+    for name, d in paired.items():
+        shown = "n/a" if d is None else f"{d['difference']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+        lines.append(f"| {name} | {shown} |")
     cal = decisions[POLICY]["at_calibrated_threshold"]
     lines += [
         "",
@@ -247,13 +329,13 @@ def heldout_report(
         f"{cal['precision']:.3f}, recall {cal['recall']:.3f}, "
         f"retrieves {100 * cal['retrieve_share']:.0f}%.",
         "",
-        "| mode | ES | retrieves | mean latency (ms) |",
-        "|---|---|---|---|",
+        "| mode | ES | retrieves | mean latency (ms) | p50 latency (ms) |",
+        "|---|---|---|---|---|",
     ]
     for name, m in modes.items():
         lines.append(
             f"| {name} | {m['es']:.2f} | {100 * m['retrieve_share']:.0f}% | "
-            f"{m['latency_ms_mean']:.0f} |"
+            f"{m['latency_ms_mean']:.0f} | {m['latency_ms_p50']:.0f} |"
         )
     lines += [
         "",

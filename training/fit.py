@@ -30,7 +30,8 @@ import numpy as np
 from evaluation.metrics import auroc, decision_quality
 from models.decision import line_logprob_from_confidence
 from models.engine import CompletionOptions
-from training.label import LABEL_BUDGET, budget_row, decode_vector, load_dataset
+from training.hidden import decode_vector
+from training.label import LABEL_BUDGET, budget_row, load_dataset
 from training.policy_features import with_policy_features
 
 L2_CHOICES = (1.0, 10.0, 100.0)
@@ -176,6 +177,11 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
 WEIGHTINGS = ("labels", "gain")  # plain decision loss, or weighted by what is at stake
 
 
+def decides_at_prefill(candidate: str) -> bool:
+    """A head of this candidate decides before the first token (it needs no generated line)."""
+    return "line_logprob" not in CANDIDATES[candidate]
+
+
 @dataclass(frozen=True)
 class Setting:
     candidate: str
@@ -293,10 +299,17 @@ def fitted_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def fit_head(
-    dataset: Path, head_path: Path, report_dir: Path, policy_features: Path | None = None
+    dataset: Path,
+    head_path: Path,
+    report_dir: Path,
+    policy_features: Path | None = None,
+    first_line: bool = False,
 ) -> int:
     """`policy_features`: another model's features on these rows (`train policy-features`),
-    fitted in place of the labeller's: plug-and-play, that model deciding for the labeller."""
+    fitted in place of the labeller's: plug-and-play, that model deciding for the labeller.
+    `first_line`: the chosen head may be one that decides after the first generated line;
+    by default it decides at the end of the prefill, as the paper's token does (the
+    first-line candidates are still validated and reported)."""
     every_row = load_dataset(dataset)
     rows = fitted_rows(every_row)
     decision_model = (rows[0].get("model") if rows else None) or "not recorded"
@@ -341,7 +354,8 @@ def fit_head(
         results[s.name] = score(val, p, best_threshold(val, p))
     # The shipped head: the setting with the best held-out AUROC (every candidate uses
     # the token; whether the cheap signals join it is decided by the same measurement).
-    chosen = max(settings, key=lambda s: results[s.name]["auroc"] or 0.0)
+    eligible = [s for s in settings if first_line or decides_at_prefill(s.candidate)]
+    chosen = max(eligible, key=lambda s: results[s.name]["auroc"] or 0.0)
     train = np.ones(len(data.labels), bool) if chosen.train_oracle else runtime
     fit_rows = _subset(data, train)
     names = CANDIDATES[chosen.candidate]
@@ -374,6 +388,7 @@ def fit_head(
         "decision_model": decision_model,
         "labelled_by": rows[0].get("model") or "not recorded",
         "policy_features": str(policy_features) if policy_features is not None else None,
+        "decides_at": "prefill" if decides_at_prefill(chosen.candidate) else "first line",
     }
     head_path.parent.mkdir(parents=True, exist_ok=True)
     head_path.write_text(
@@ -421,7 +436,8 @@ def _write_markdown(
         f"Run-time rows: ES never {stats['es_never_runtime']:.1f}, always "
         f"{stats['es_always_runtime']:.1f}, best of both {stats['es_oracle_runtime']:.1f}.",
         "",
-        f"Chosen: **{chosen}**. Scores are on held-out projects (run-time rows), the "
+        f"Chosen: **{chosen}** (decides at the {stats['decides_at']}). Scores are on "
+        "held-out projects (run-time rows), the "
         "threshold chosen for the best selective ES. One line per candidate (its best "
         "setting); every setting is in cv.json.",
         "",

@@ -7,6 +7,7 @@ llama.cpp output every position and slows the prefill) and costs one matrix prod
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +41,12 @@ class HiddenFromLogits:
         rhs = self.w.T @ logits[: self.w.shape[0]].astype(np.float32)
         y = np.linalg.solve(self._chol, rhs.astype(np.float64))
         return np.linalg.solve(self._chol.T, y).astype(np.float32)
+
+
+def encode_vector(v: np.ndarray) -> str:
+    """A hidden state as a label or result row stores it: float16, base64."""
+    return base64.b64encode(v.astype("<f2").tobytes()).decode()
+
+
+def decode_vector(s: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(s), dtype="<f2").astype(np.float32)

@@ -14,7 +14,6 @@ moment and resumed; every run adds the blanks not yet labelled.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import sys
@@ -36,7 +35,7 @@ from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
 from models.files import sha256_of
 from models.prompt import PromptBudget
 from retrieval.workspace_index import WorkspaceIndex
-from training.hidden import HiddenFromLogits
+from training.hidden import HiddenFromLogits, encode_vector
 
 if TYPE_CHECKING:
     from models.generation import LlamaGenerator
@@ -123,14 +122,6 @@ def reusable_never_passes(
         for row in rows
         if row.get("budget", [])[:2] == budget_row(budget)[:2] and row.get("model", model) == model
     }
-
-
-def encode_vector(v: np.ndarray) -> str:
-    return base64.b64encode(v.astype("<f2").tobytes()).decode()
-
-
-def decode_vector(s: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(s), dtype="<f2").astype(np.float32)
 
 
 def never_pass(
