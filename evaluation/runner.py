@@ -8,10 +8,10 @@ A live `selective` run on a subset checks that the online path decides the same.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -22,6 +22,8 @@ from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
 from models.generation import LlamaGenerator
 from retrieval.workspace_index import WorkspaceIndex
 from training.hidden import HiddenFromLogits, encode_vector
+
+T = TypeVar("T")
 
 
 def options_for(task: Task, base: CompletionOptions, mode: str) -> CompletionOptions:
@@ -96,6 +98,14 @@ def done_ids(results: Path) -> set[str]:
         except (json.JSONDecodeError, KeyError):
             continue  # a line cut short by a kill is simply redone
     return ids
+
+
+def pending(items: Iterable[T], id_of: Callable[[T], str], out: Path, limit: int | None):
+    """The items whose id is not yet in `out` (a resumable JSON-lines file), at most `limit`
+    of them, and how many ids `out` already holds."""
+    finished = done_ids(out)
+    todo = [item for item in items if id_of(item) not in finished]
+    return (todo if limit is None else todo[:limit]), len(finished)
 
 
 def run_tasks(

@@ -176,6 +176,9 @@ def test_fit_head_reads_a_policy_models_features_in_place_of_the_labellers(tmp_p
             for r in informative[:500]
             for own in [{"first_logprob": -0.5, "line_confidence": 0.5}]
         )
+        # A row the policy model could not rebuild: recorded, not fitted.
+        + json.dumps({"id": informative[500]["id"], "model": "policy", "skipped": "prompt"})
+        + "\n"
     )
     assert fit_head(dataset, tmp_path / "plain.json", tmp_path / "plain") == 0
     assert fit_head(dataset, tmp_path / "plug.json", tmp_path / "plug", features) == 0

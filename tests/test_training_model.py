@@ -138,11 +138,12 @@ def test_label_blank_runs_both_passes_and_keeps_the_decision_features(workspace,
 
 
 def test_policy_features_are_the_labellers_own_when_the_same_model_decides(
-    workspace, base, hidden, tmp_path
+    workspace, base, hidden, tmp_path, capsys
 ):
     """Plug-and-play's features: the policy model's no-retrieval pass at a labelled blank.
     With the labeller's own model they must be the row's (the same prompt, rebuilt from the
-    row); a row whose prompt was another length is left out; a rerun adds nothing."""
+    row); a row whose prompt was another length is left out, and recorded as such so that a
+    rerun has nothing left to do."""
     task = _return_line_task(workspace)
     index = WorkspaceIndex(workspace)
     index.build()
@@ -153,14 +154,17 @@ def test_policy_features_are_the_labellers_own_when_the_same_model_decides(
     dataset.write_text(json.dumps(row) + "\n" + json.dumps(other) + "\n")
 
     assert policy_features(dataset, base, out, roots={"ws": workspace}) == 1
-    (features,) = [json.loads(line) for line in out.read_text().splitlines()]
+    features, skipped = [json.loads(line) for line in out.read_text().splitlines()]
+    assert skipped["id"] == "ws:chunk:1" and "the label's had" in skipped["skipped"]
     assert features["id"] == row["id"] and features["model"] == sha256_of(base)[:16]
     np.testing.assert_allclose(
         decode_vector(features["hidden"]), decode_vector(row["hidden"]), rtol=0.01, atol=0.02
     )
     assert features["first_logprob"] == pytest.approx(row["first_logprob"], abs=1e-3)
     assert features["line_confidence"] == pytest.approx(row["line_confidence"], abs=1e-3)
+    capsys.readouterr()
     assert policy_features(dataset, base, out, roots={"ws": workspace}) == 0
+    assert "all 2 rows already in" in capsys.readouterr().err
 
 
 def _synthetic_head(

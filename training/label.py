@@ -28,7 +28,7 @@ import numpy as np
 
 from evaluation.metrics import edit_similarity
 from evaluation.repos import fetch_repo, repo_lists
-from evaluation.runner import done_ids, request_for, rows_by_id
+from evaluation.runner import pending, request_for, rows_by_id
 from evaluation.tasks import Task, sample_tasks
 from models.decision import first_token_logprob
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest, retrieval_query
@@ -237,12 +237,9 @@ def label_blanks(
     costs only the with-context passes. `budget`: the prompt budgets, recorded in each row
     (`train fit` uses only LABEL_BUDGET's rows). `sources`: what other files contribute to
     the with-context pass (`models.crossfile.SOURCES`), recorded in each row."""
-    finished = done_ids(dataset)
-    todo = [t for t in tasks if t.id not in finished]
-    if limit is not None:
-        todo = todo[:limit]
+    todo, n_finished = pending(tasks, lambda t: t.id, dataset, limit)
     if not todo:
-        print(f"all {len(finished)} blanks already labelled in {dataset}", file=sys.stderr)
+        print(f"all {n_finished} blanks already labelled in {dataset}", file=sys.stderr)
         return 0
     generator, hidden = load_base(model_path, n_threads)
     base = CompletionOptions(budget=budget, sources=sources)
@@ -275,7 +272,7 @@ def label_blanks(
             out.flush()
             done += 1
             positives += row["label"]
-            total = len(finished) + done
+            total = n_finished + done
             rate = (time.monotonic() - started) / done
             print(
                 f"[{total}] {task.id} ES {row['es_never']:.0f} -> {row['es_always']:.0f} "

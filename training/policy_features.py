@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.repos import fetch_repo
-from evaluation.runner import done_ids, request_for, rows_by_id
+from evaluation.runner import pending, request_for, rows_by_id
 from evaluation.tasks import Task
 from models.engine import CompletionEngine, CompletionOptions
 from models.files import sha256_of
@@ -65,12 +65,9 @@ def policy_features(
     """Append `model_path`'s features for the rows of `dataset` not yet in `out`; stop after
     `limit` new ones or the time budget. Returns how many were written. `roots`: where each
     row's project is (default: fetched like the labeller's training projects)."""
-    finished = done_ids(out)
-    todo = [r for r in load_dataset(dataset) if r["id"] not in finished]
-    if limit is not None:
-        todo = todo[:limit]
+    todo, n_finished = pending(load_dataset(dataset), lambda r: r["id"], out, limit)
     if not todo:
-        print(f"all {len(finished)} rows already in {out}", file=sys.stderr)
+        print(f"all {n_finished} rows already in {out}", file=sys.stderr)
         return 0
     generator, hidden = load_base(model_path, n_threads)
     model = sha256_of(model_path)[:16]
@@ -100,12 +97,11 @@ def policy_features(
                 log.warning("skipping %s: %s", row["id"], exc)
                 continue
             if never["prompt_tokens"] != row["prompt_tokens"][0]:
-                log.warning(
-                    "skipping %s: prompt of %d tokens, the label's had %d (another tokenizer?)",
-                    row["id"],
-                    never["prompt_tokens"],
-                    row["prompt_tokens"][0],
-                )
+                # Recorded, so a rerun does not try again: it would give the same prompt.
+                why = f"prompt of {never['prompt_tokens']} tokens, the label's had "
+                why += f"{row['prompt_tokens'][0]} (another tokenizer?)"
+                log.warning("skipping %s: %s", row["id"], why)
+                sink.write(json.dumps({"id": row["id"], "model": model, "skipped": why}) + "\n")
                 continue
             features = {k: never[k] for k in POLICY_FIELDS}
             sink.write(json.dumps({"id": row["id"], "model": model, **features}) + "\n")
@@ -113,7 +109,7 @@ def policy_features(
             done += 1
             rate = (time.monotonic() - started) / done
             print(
-                f"[{len(finished) + done}] {row['id']} ({rate:.1f} s/row)",
+                f"[{n_finished + done}] {row['id']} ({rate:.1f} s/row)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -123,13 +119,15 @@ def policy_features(
 def with_policy_features(
     rows: list[dict[str, Any]], features: Path
 ) -> tuple[list[dict[str, Any]], str]:
-    """The rows that `features` covers, with the policy model's features in place of the
-    labeller's, and that model's id (the first 16 hex digits of its sha256)."""
+    """The rows that `features` covers (not the ones it records as skipped), with the policy
+    model's features in place of the labeller's, and that model's id (the first 16 hex digits
+    of its sha256)."""
     by_id = rows_by_id(features)
     models = {f["model"] for f in by_id.values()}
     if len(models) != 1:
         raise ValueError(f"{features} must hold one model's features, found {len(models)}")
+    usable = {i: f for i, f in by_id.items() if "skipped" not in f}
     covered = [
-        {**r, **{k: by_id[r["id"]][k] for k in POLICY_FIELDS}} for r in rows if r["id"] in by_id
+        {**r, **{k: usable[r["id"]][k] for k in POLICY_FIELDS}} for r in rows if r["id"] in usable
     ]
     return covered, models.pop()
