@@ -16,7 +16,7 @@ from evaluation.report import (
     write_plot,
 )
 from evaluation.repos import fetch_repo, repo_lists
-from evaluation.runner import HiddenRecorder, load_rows, run_tasks
+from evaluation.runner import HiddenRecorder, load_rows, rows_by_id, run_tasks
 from evaluation.tasks import Task, mid_line, sample_tasks
 from models.decider import confidence_threshold_for
 from models.engine import CompletionOptions
@@ -29,6 +29,18 @@ log = logging.getLogger(__name__)
 
 def hidden_recorder(model_path: Path) -> HiddenRecorder:
     return HiddenRecorder(HiddenFromLogits.from_gguf(model_path), sha256_of(model_path)[:16])
+
+
+def without_seen(tasks: list[Task], results: list[Path]) -> tuple[list[Task], int]:
+    """The tasks whose span (project, file, lines) no earlier run in `results` holds, and how
+    many were left out: a held-out sample kept apart from the tasks already looked at."""
+    seen = {
+        (r["repo"], r["path"], r["start_line"], r["end_line"])
+        for path in results
+        for r in rows_by_id(path).values()
+    }
+    kept = [t for t in tasks if (t.repo, t.path, t.start_line, t.end_line) not in seen]
+    return kept, len(tasks) - len(kept)
 
 
 def run_eval(
@@ -57,11 +69,13 @@ def run_eval(
     project_set: str = "eval",
     sources: str = "windows",
     record_hidden: bool = False,
+    exclude_results: list[Path] | None = None,
 ) -> int:
     """`cfc_format`: None is the server's rendering (`CompletionOptions`). `project_set`:
     the list of `evaluation/repos.toml` to run (`eval`: the fresh projects; `eval_popular`:
     the popular, likely memorized ones). `record_hidden`: keep each never pass's hidden
-    state, so `train evaluate --offline` can score a head fitted later on these tasks."""
+    state, so `train evaluate --offline` can score a head fitted later on these tasks.
+    `exclude_results`: earlier results files whose tasks' spans are left out."""
     commit = source_commit()  # of the code that runs, before any edit made meanwhile
     lists = repo_lists()
     if project_set not in lists:
@@ -80,6 +94,9 @@ def run_eval(
     tasks = tasks[offset::every]  # a spread-out subset of the same tasks
     if mid_line_only:
         tasks = [m for t in tasks if (m := mid_line(t)) is not None]
+    tasks, n_seen = without_seen(tasks, exclude_results or [])
+    if n_seen:
+        print(f"{n_seen} tasks left out: their spans are in {exclude_results}", file=sys.stderr)
     cfc_format = cfc_format or CompletionOptions().cfc_format
     model_path = model or pull_default_model()
     if threshold is None:
@@ -138,6 +155,8 @@ def run_eval(
         "cfc_format": cfc_format,
         "sources": sources,
         "record_hidden": record_hidden,
+        "exclude_results": [str(p) for p in exclude_results or []],
+        "excluded_seen": n_seen,
         "threshold": threshold,
         "n_tasks": len(rows),
         "n_tasks_planned": len(tasks),

@@ -234,6 +234,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         project_set=args.project_set,
         sources=args.sources,
         record_hidden=args.record_hidden,
+        exclude_results=[Path(p) for p in args.exclude_results or []],
     )
 
 
@@ -476,6 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--line-in-prefix", action="store_true", help="typed line in the FIM prefix (old layout)"
+    )
+    ev.add_argument(
+        "--exclude-results",
+        action="append",
+        help="an earlier results.jsonl: its tasks' spans are left out (repeatable)",
     )
     ev.add_argument(
         "--record-hidden",

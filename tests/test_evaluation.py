@@ -1,5 +1,6 @@
 """The evaluation harness: project lists, task sampling and metrics."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +260,31 @@ def test_latency_summary_counts_empty_end_of_line_replies():
     assert summary["end_of_line_wait_ms_p50"] == 3000.0
     assert summary["end_of_line_reply_ms_p50"] == 2250.0
     assert summary["end_of_line_empty_share"] == 0.5
+
+
+def test_a_held_out_sample_leaves_out_the_spans_of_earlier_runs(workspace: Path, tmp_path: Path):
+    from evaluation.harness import without_seen
+
+    tasks = sample_tasks("fixture", workspace, per_type=2, seed=7)
+    earlier = tmp_path / "results.jsonl"
+    # Another seed's id for the same span: what counts is where the task is, not its name.
+    earlier.write_text(json.dumps({**tasks[0].as_dict(), "id": "fixture:chunk:99"}) + "\n")
+    kept, left_out = without_seen(tasks, [earlier])
+    span = (tasks[0].path, tasks[0].start_line, tasks[0].end_line)
+    assert kept == [t for t in tasks if (t.path, t.start_line, t.end_line) != span]
+    assert left_out == len(tasks) - len(kept) >= 1
+    assert without_seen(tasks, []) == (tasks, 0)
+
+
+def test_paired_auroc_difference_cancels_what_two_scores_share():
+    from evaluation.report import paired_auroc_difference
+
+    rng = np.random.default_rng(3)
+    labels = [bool(v) for v in rng.integers(0, 2, size=200)]
+    good = [float(y) + rng.normal(0, 0.8) for y in labels]
+    noise = [float(v) for v in rng.normal(size=200)]
+    same = paired_auroc_difference(good, good, labels)
+    assert same is not None and same["difference"] == same["lo"] == same["hi"] == 0.0
+    better = paired_auroc_difference(good, noise, labels)
+    assert better is not None and 0 < better["lo"] < better["difference"] < better["hi"]
+    assert paired_auroc_difference([0.5], [0.5], [True]) is None
