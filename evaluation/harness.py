@@ -34,11 +34,14 @@ def hidden_recorder(model_path: Path) -> HiddenRecorder:
 def without_seen(tasks: list[Task], results: list[Path]) -> tuple[list[Task], int]:
     """The tasks whose span (project, file, lines) no earlier run in `results` holds, and how
     many were left out: a held-out sample kept apart from the tasks already looked at."""
-    seen = {
-        (r["repo"], r["path"], r["start_line"], r["end_line"])
-        for path in results
-        for r in rows_by_id(path).values()
-    }
+    seen = set()
+    for path in results:  # every line, not one per id: other runs may reuse an id
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+                seen.add((r["repo"], r["path"], r["start_line"], r["end_line"]))
+            except (json.JSONDecodeError, KeyError):
+                continue  # a line cut short by a kill
     kept = [t for t in tasks if (t.repo, t.path, t.start_line, t.end_line) not in seen]
     return kept, len(tasks) - len(kept)
 
@@ -77,6 +80,15 @@ def run_eval(
     state, so `train evaluate --offline` can score a head fitted later on these tasks.
     `exclude_results`: earlier results files whose tasks' spans are left out."""
     commit = source_commit()  # of the code that runs, before any edit made meanwhile
+    exclude_results = exclude_results or []
+    results = out / "results.jsonl"
+    for path in exclude_results:
+        if not path.is_file():
+            print(f"error: --exclude-results {path}: no such file", file=sys.stderr)
+            return 2
+        if path.resolve() == results.resolve():
+            print(f"error: --exclude-results {path} is this run's own results", file=sys.stderr)
+            return 2
     lists = repo_lists()
     if project_set not in lists:
         print(f"error: no list {project_set!r} in repos.toml ({', '.join(lists)})", file=sys.stderr)
@@ -94,7 +106,7 @@ def run_eval(
     tasks = tasks[offset::every]  # a spread-out subset of the same tasks
     if mid_line_only:
         tasks = [m for t in tasks if (m := mid_line(t)) is not None]
-    tasks, n_seen = without_seen(tasks, exclude_results or [])
+    tasks, n_seen = without_seen(tasks, exclude_results)
     if n_seen:
         print(f"{n_seen} tasks left out: their spans are in {exclude_results}", file=sys.stderr)
     cfc_format = cfc_format or CompletionOptions().cfc_format
@@ -102,7 +114,6 @@ def run_eval(
     if threshold is None:
         threshold = confidence_threshold_for(model_path.name)
     out.mkdir(parents=True, exist_ok=True)
-    results = out / "results.jsonl"
     commit_file = out / "commit.txt"  # the code the results came from (appended runs add one)
     if not report_only:
         known = commit_file.read_text().split() if commit_file.exists() else []
@@ -117,6 +128,15 @@ def run_eval(
         if right_tokens is not None:
             base = replace(base, budget=replace(base.budget, right_tokens=right_tokens))
         (out / "tasks.json").write_text(json.dumps([t.as_dict() for t in tasks], indent=1))
+        bare = record_hidden and [
+            i for i, r in rows_by_id(results).items() if "hidden" not in r["never"]
+        ]
+        if bare:
+            print(
+                f"warning: {len(bare)} tasks already in {results} have no hidden state (run "
+                "without --record-hidden); `train evaluate --offline` will refuse them",
+                file=sys.stderr,
+            )
         run_tasks(
             tasks,
             roots,
@@ -155,7 +175,7 @@ def run_eval(
         "cfc_format": cfc_format,
         "sources": sources,
         "record_hidden": record_hidden,
-        "exclude_results": [str(p) for p in exclude_results or []],
+        "exclude_results": [str(p) for p in exclude_results],
         "excluded_seen": n_seen,
         "threshold": threshold,
         "n_tasks": len(rows),

@@ -146,7 +146,8 @@ def run_tasks(
             engine = CompletionEngine(generator, indexes[task.repo])
             req = request_for(task, root)
             row: dict[str, Any] = {**task.as_dict()}
-            if task.id in earlier:
+            # A reused never pass must hold what this run records (a hidden state, if asked).
+            if task.id in earlier and (hidden is None or "hidden" in earlier[task.id]):
                 row["never"] = {**earlier[task.id], "reused_from": str(reuse_never)}
             else:
                 row["never"] = _pass(engine, task, req, options_for(task, base, "never"), hidden)

@@ -291,7 +291,12 @@ def cmd_train_fit(args: argparse.Namespace) -> int:
 
     features = Path(args.policy_features) if args.policy_features else None
     return fit_head(
-        Path(args.dataset), Path(args.head), Path(args.report), features, args.first_line
+        Path(args.dataset),
+        Path(args.head),
+        Path(args.report),
+        features,
+        first_line=args.first_line,
+        first_rows=args.rows,
     )
 
 
@@ -306,12 +311,19 @@ def cmd_train_export(args: argparse.Namespace) -> int:
 
 def cmd_train_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import heldout_report, score_offline, score_tasks
-    from training.export import load_head
+    from training.export import ExportError, load_head
 
     if not (args.report_only or args.offline or args.model_path):
         print("error: give --model-path (the exported GGUF) or --offline", file=sys.stderr)
         return 2
-    head = load_head(Path(args.head))
+    if args.offline and args.model_path:
+        print("error: --offline runs no model: leave out --model-path", file=sys.stderr)
+        return 2
+    try:
+        head = load_head(Path(args.head))
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     features = out / "heldout-features.jsonl"
@@ -606,6 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the chosen head may decide after the first generated line (default: at the "
         "end of the prefill, before the first token)",
     )
+    fit.add_argument("--rows", type=int, help="fit only the dataset's first N rows (file order)")
     fit.set_defaults(func=cmd_train_fit)
     export = train_sub.add_parser("export", help="write the head into a GGUF and verify it")
     export.add_argument("--head", default=str(HEAD))

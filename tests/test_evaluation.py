@@ -275,6 +275,18 @@ def test_a_held_out_sample_leaves_out_the_spans_of_earlier_runs(workspace: Path,
     assert left_out == len(tasks) - len(kept) >= 1
     assert without_seen(tasks, []) == (tasks, 0)
 
+    # Refused before any project is fetched: a path that is not there (an unmatched glob),
+    # or the run's own results (it would leave out everything it has done).
+    from evaluation.harness import run_eval
+
+    common = {"smoke": True, "per_type": 1, "seed": 0, "model": None, "policy_model": None}
+    common |= {"threshold": None, "live": 0, "out": tmp_path / "run"}
+    assert run_eval(**common, exclude_results=[tmp_path / "eval-fresh*/results.jsonl"]) == 2
+    own = tmp_path / "run" / "results.jsonl"
+    own.parent.mkdir()
+    own.write_text("")
+    assert run_eval(**common, exclude_results=[own]) == 2
+
 
 def test_paired_auroc_difference_cancels_what_two_scores_share():
     from evaluation.report import paired_auroc_difference

@@ -105,10 +105,30 @@ def test_fit_head_learns_the_row_validates_by_project_and_reports(tmp_path: Path
     for k in shares:
         assert abs(by_share[k]["retrieve_share"] - float(k)) <= 1 / runtime_rows
 
-    # Allowed to wait for the first line, the fit takes the best of every setting.
-    assert fit_head(dataset, head_path, tmp_path / "any", first_line=True) == 0
-    anywhere = json.loads(head_path.read_text())["chosen"]
-    assert cv[anywhere]["auroc"] == max(v["auroc"] for k, v in cv.items() if " (pca=" in k)
+
+def test_the_head_decides_at_the_prefill_unless_waiting_for_the_first_line_is_allowed(
+    tmp_path: Path,
+):
+    rows = _rows(400)
+    # The first line's confidence gives the labels away: a head that weighs it is the best.
+    rng = np.random.default_rng(9)
+    for r in rows:
+        r["line_confidence"] = float(
+            np.clip(0.5 + (0.3 if r["label"] else -0.3) + rng.normal(0, 0.1), 0.01, 0.99)
+        )
+    dataset = tmp_path / "labels.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    head_path = tmp_path / "head.json"
+    assert fit_head(dataset, head_path, tmp_path / "prefill", first_rows=300) == 0
+    head = json.loads(head_path.read_text())
+    assert head["stats"]["decides_at"] == "prefill" and head["line_logprob_weight"] == 0.0
+    assert head["stats"]["rows"] == 300 and head["stats"]["first_rows"] == 300
+    cv = json.loads((tmp_path / "prefill" / "cv.json").read_text())["candidates"]
+    confidence = cv["confidence (first line)"]
+    assert confidence["auroc"] > 0.9 and 0.2 < confidence["raw_threshold"] < 0.8
+    assert fit_head(dataset, head_path, tmp_path / "first-line", first_line=True) == 0
+    waits = json.loads(head_path.read_text())
+    assert waits["stats"]["decides_at"] == "first line" and waits["line_logprob_weight"] < 0
 
 
 def test_fit_head_refuses_a_tiny_dataset(tmp_path: Path):
@@ -234,6 +254,9 @@ def test_train_evaluate_offline_scores_a_fitted_head_from_recorded_hidden_states
     args = ["train", "evaluate", "--head", str(head_path), "--results", str(results)]
     assert main([*args, "--out", str(out)]) == 2  # neither an exported model nor --offline
     assert "--offline" in capsys.readouterr().err
+    assert main([*args, "--out", str(out), "--offline", "--model-path", "x.gguf"]) == 2
+    missing = ["train", "evaluate", "--head", str(tmp_path / "none.json"), "--offline"]
+    assert main(missing) == 1 and "cannot read the learned head" in capsys.readouterr().err
     assert main([*args, "--out", str(out), "--offline"]) == 0
     report = json.loads((out / "heldout.json").read_text())
     assert report["tasks"] == 300
@@ -245,8 +268,25 @@ def test_train_evaluate_offline_scores_a_fitted_head_from_recorded_hidden_states
     assert against_confidence["lo"] > 0
     against_jaccard = report["paired_auroc"][f"{POLICY} - {JACCARD}"]
     assert against_jaccard["lo"] < against_jaccard["difference"] < against_jaccard["hi"]
-    assert report["modes"]["always"]["latency_ms_p50"] == 700.0  # the prefill, then the context run
+    assert report["modes"]["always"]["latency_ms_p50"] == 600.0  # the context run alone
     assert "| paired AUROC difference" in (out / "heldout.md").read_text()
+
+    # A head that weighs the first line: its term joins, and it decides after that line.
+    from models.decision import line_logprob_from_confidence, sigmoid
+    from training.evaluate import score_offline
+    from training.hidden import decode_vector
+
+    head = json.loads(head_path.read_text())
+    waits = {**head, "line_logprob_weight": -2.0}
+    waited = tmp_path / "waited.jsonl"
+    score_offline(results, waits, waited)
+    first = json.loads(waited.read_text().splitlines()[0])
+    r = held_out[0]
+    z = float(np.asarray(head["row"]) @ decode_vector(r["hidden"])) + head["bias"]
+    z += head["jaccard_weight"] * r["best_jaccard"] + head["confidence_weight"] * r["first_logprob"]
+    z += -2.0 * line_logprob_from_confidence(r["line_confidence"])
+    assert first["p_policy"] == pytest.approx(sigmoid(z), abs=1e-4)
+    assert first["decision_ms"] == 150.0  # the first line's end, not the prefill's
 
     other = tmp_path / "other.jsonl"
     other.write_text("".join(json.dumps(harness_row(r, "another")) + "\n" for r in held_out))

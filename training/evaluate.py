@@ -35,7 +35,7 @@ from models.generation import LlamaGenerator
 from retrieval.workspace_index import WorkspaceIndex
 from training.hidden import decode_vector
 
-TASK_FIELDS = ("id", "repo", "type", "path", "start_line", "end_line", "target")
+TASK_FIELDS = ("id", "repo", "type", "path", "start_line", "end_line", "target", "typed")
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -70,7 +70,7 @@ def score_tasks(eval_results: Path, exported: Path, out: Path) -> None:
     rows = [r for r in _rows(eval_results) if r["id"] not in finished]
     with out.open("a") as sink:
         for n, row in enumerate(rows, 1):
-            task = Task(**{k: row[k] for k in TASK_FIELDS})
+            task = Task(**{k: row[k] for k in TASK_FIELDS if k in row})
             if task.repo not in roots:
                 roots[task.repo] = fetch_repo(task.repo)
                 indexes[task.repo] = WorkspaceIndex(roots[task.repo])
@@ -227,11 +227,16 @@ def heldout_report(
         **decision_quality(chosen, labels),
     }
 
-    def outcome(retrieve: bool, r: dict[str, Any], f: dict[str, Any]) -> tuple[float, float]:
+    def outcome(
+        retrieve: bool, r: dict[str, Any], f: dict[str, Any], decides: bool = True
+    ) -> tuple[float, float]:
+        """ES and latency of one task; `decides`: a policy ran the no-context pass up to its
+        decision first (`always` runs none)."""
         if retrieve and r["always"]["chunks"]:
-            # the no-context pass up to the decision, plus the whole context run
-            spent = f.get("decision_ms", f["prefill_ms"])
+            spent = f.get("decision_ms", f["prefill_ms"]) if decides else 0.0
             return r["always"]["es"], spent + r["always"]["timings_ms"]["total"]
+        if retrieve and not decides:
+            return r["never"]["es"], r["always"]["timings_ms"]["total"]
         return r["never"]["es"], r["never"]["timings_ms"]["total"]
 
     policy_scores = scores[POLICY]
@@ -252,7 +257,8 @@ def heldout_report(
         )
     modes = {}
     for name, picks in runs:
-        res = [outcome(p, r, f) for p, r, f in zip(picks, rows, feats, strict=True)]
+        decides = name != "always"
+        res = [outcome(p, r, f, decides) for p, r, f in zip(picks, rows, feats, strict=True)]
         modes[name] = {
             "es": float(np.mean([e for e, _ in res])),
             "retrieve_share": float(

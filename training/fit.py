@@ -304,13 +304,15 @@ def fit_head(
     report_dir: Path,
     policy_features: Path | None = None,
     first_line: bool = False,
+    first_rows: int | None = None,
 ) -> int:
     """`policy_features`: another model's features on these rows (`train policy-features`),
     fitted in place of the labeller's: plug-and-play, that model deciding for the labeller.
     `first_line`: the chosen head may be one that decides after the first generated line;
     by default it decides at the end of the prefill, as the paper's token does (the
-    first-line candidates are still validated and reported)."""
-    every_row = load_dataset(dataset)
+    first-line candidates are still validated and reported). `first_rows`: fit only the
+    dataset's first rows (file order), e.g. the number a protocol fixed in advance."""
+    every_row = load_dataset(dataset)[:first_rows]
     rows = fitted_rows(every_row)
     decision_model = (rows[0].get("model") if rows else None) or "not recorded"
     if policy_features is not None:
@@ -346,6 +348,9 @@ def fit_head(
         lo, hi = float(p.min()), float(p.max())
         scaled = (p - lo) / (hi - lo) if hi > lo else p * 0
         results[name] = score(val, scaled, best_threshold(val, scaled))
+        # The threshold on the signal's own scale (the server's `retrieval.threshold` for
+        # the confidence policy); `threshold` is on the min-max scaled one.
+        results[name]["raw_threshold"] = lo + results[name]["threshold"] * (hi - lo)
 
     settings = all_settings()
     held_out = cross_validate(data, settings)
@@ -383,6 +388,7 @@ def fit_head(
         "es_always_runtime": float(val.es_always.mean()),
         "es_oracle_runtime": float(np.maximum(val.es_never, val.es_always).mean()),
         "dataset_sha256": hashlib.sha256(dataset.read_bytes()).hexdigest(),
+        "first_rows": first_rows,
         # The model whose hidden state the head reads (its sha256's first 16 hex digits):
         # the labeller's, or with policy features the model that decides for it.
         "decision_model": decision_model,
