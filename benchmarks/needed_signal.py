@@ -33,14 +33,12 @@ from models.crossfile import needed_definitions, signal_count  # noqa: E402
 from models.engine import CompletionOptions, Cursor  # noqa: E402
 from retrieval.workspace_index import WorkspaceIndex  # noqa: E402
 
-TASK_FIELDS = ("id", "repo", "type", "path", "start_line", "end_line", "target", "typed")
-
 
 def signal_for(rows: list[dict[str, Any]]) -> list[int]:
     indexes: dict[str, WorkspaceIndex] = {}
     counts = []
     for row in rows:
-        task = Task(**{k: row[k] for k in TASK_FIELDS if k in row})
+        task = Task.from_row(row)
         root = fetch_repo(task.repo)
         if task.repo not in indexes:
             indexes[task.repo] = WorkspaceIndex(root)

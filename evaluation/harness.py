@@ -16,7 +16,7 @@ from evaluation.report import (
     write_plot,
 )
 from evaluation.repos import fetch_repo, repo_lists
-from evaluation.runner import HiddenRecorder, load_rows, rows_by_id, run_tasks
+from evaluation.runner import HiddenRecorder, json_lines, load_rows, rows_by_id, run_tasks
 from evaluation.tasks import Task, mid_line, sample_tasks
 from models.decider import confidence_threshold_for
 from models.engine import CompletionOptions
@@ -36,12 +36,9 @@ def without_seen(tasks: list[Task], results: list[Path]) -> tuple[list[Task], in
     many were left out: a held-out sample kept apart from the tasks already looked at."""
     seen = set()
     for path in results:  # every line, not one per id: other runs may reuse an id
-        for line in path.read_text().splitlines():
-            try:
-                r = json.loads(line)
+        for r in json_lines(path):
+            if {"repo", "path", "start_line", "end_line"} <= r.keys():
                 seen.add((r["repo"], r["path"], r["start_line"], r["end_line"]))
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut short by a kill
     kept = [t for t in tasks if (t.repo, t.path, t.start_line, t.end_line) not in seen]
     return kept, len(tasks) - len(kept)
 

@@ -8,7 +8,7 @@ A live `selective` run on a subset checks that the online path decides the same.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,16 +88,22 @@ def _pass(
     }
 
 
-def done_ids(results: Path) -> set[str]:
-    if not results.exists():
-        return set()
-    ids = set()
-    for line in results.read_text().splitlines():
+def json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a resumable JSON-lines file, in order (none if it does not
+    exist); a line cut short by a kill is skipped, so its item is simply redone."""
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
         try:
-            ids.add(json.loads(line)["id"])
-        except (json.JSONDecodeError, KeyError):
-            continue  # a line cut short by a kill is simply redone
-    return ids
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            yield row
+
+
+def done_ids(results: Path) -> set[str]:
+    return {row["id"] for row in json_lines(results) if "id" in row}
 
 
 def pending(items: Iterable[T], id_of: Callable[[T], str], out: Path, limit: int | None):
@@ -168,17 +174,7 @@ def run_tasks(
 def rows_by_id(path: Path) -> dict[str, dict[str, Any]]:
     """The rows of a JSON-lines file by their `id` (the last one wins; a line cut short by
     a kill is skipped)."""
-    rows: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return rows
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "id" in row:
-            rows[row["id"]] = row
-    return rows
+    return {row["id"]: row for row in json_lines(path) if "id" in row}
 
 
 def load_rows(results: Path, ids: Iterable[str]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -78,17 +79,40 @@ class RetrieveHead:
         except (KeyError, ValueError):
             return None
 
+    @classmethod
+    def from_fit(cls, head: Mapping[str, Any], token_id: int) -> RetrieveHead:
+        """The head `train fit` wrote (its JSON), with its row at `token_id`."""
+        return cls(
+            token_id=token_id,
+            bias=float(head["bias"]),
+            jaccard_weight=float(head["jaccard_weight"]),
+            confidence_weight=float(head["confidence_weight"]),
+            threshold=float(head["threshold"]),
+            line_logprob_weight=float(head.get("line_logprob_weight", 0.0)),
+        )
+
     def prefill_logit(self, logits: np.ndarray, best_jaccard: float) -> float:
         """The part of p_retrieve's logit known at the end of the prefill (all of it for a
         head that does not weigh the first line), from the decision position's logits."""
-        z = float(logits[self.token_id]) + self.bias + self.jaccard_weight * best_jaccard
-        if self.confidence_weight:
-            z += self.confidence_weight * first_token_logprob(logits, self.token_id)
-        return z
+        first = first_token_logprob(logits, self.token_id) if self.confidence_weight else 0.0
+        return self.logit(float(logits[self.token_id]), best_jaccard, first)
+
+    def logit(self, token_logit: float, best_jaccard: float, first_logprob: float) -> float:
+        """`prefill_logit` from its signals: what scoring recorded hidden states uses."""
+        return (
+            token_logit
+            + self.bias
+            + self.jaccard_weight * best_jaccard
+            + self.confidence_weight * first_logprob
+        )
+
+    def with_first_line(self, prefill_logit: float, line_signal: float) -> float:
+        """The whole logit once the first line is known (`line_signal`: its `line_logprob`)."""
+        return prefill_logit + self.line_logprob_weight * line_signal
 
     def at_first_line(self, prefill_logit: float, line_logprobs: list[float]) -> float:
         """p_retrieve once the first line is generated, from `prefill_logit`'s value."""
-        return sigmoid(prefill_logit + self.line_logprob_weight * line_logprob(line_logprobs))
+        return sigmoid(self.with_first_line(prefill_logit, line_logprob(line_logprobs)))
 
     def probability(
         self, logits: np.ndarray, best_jaccard: float, line_logprobs: list[float] | None = None

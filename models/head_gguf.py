@@ -76,14 +76,7 @@ def write_head(base: Path, head_path: Path, out: Path | None = None) -> tuple[Pa
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
     assert arch is not None
     writer = gguf.GGUFWriter(tmp, arch=str(arch.contents()), endianess=reader.endianess)
-    calibrated = RetrieveHead(
-        token_id=token_id,
-        bias=float(head["bias"]),
-        jaccard_weight=float(head["jaccard_weight"]),
-        confidence_weight=float(head["confidence_weight"]),
-        threshold=float(head["threshold"]),
-        line_logprob_weight=float(head.get("line_logprob_weight", 0.0)),
-    )
+    calibrated = RetrieveHead.from_fit(head, token_id)
     for field in reader.fields.values():
         if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
             continue

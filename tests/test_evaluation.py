@@ -300,3 +300,22 @@ def test_paired_auroc_difference_cancels_what_two_scores_share():
     better = paired_auroc_difference(good, noise, labels)
     assert better is not None and 0 < better["lo"] < better["difference"] < better["hi"]
     assert paired_auroc_difference([0.5], [0.5], [True]) is None
+
+
+def test_resumable_results_skip_a_line_cut_short_and_rebuild_their_tasks(
+    workspace: Path, tmp_path: Path
+):
+    from evaluation.runner import done_ids, json_lines, rows_by_id
+    from evaluation.tasks import Task
+
+    results = tmp_path / "results.jsonl"
+    assert list(json_lines(results)) == [] and done_ids(results) == set()
+    task = sample_tasks("fixture", workspace, per_type=1, seed=3)[0]
+    row = {**task.as_dict(), "never": {"es": 50.0}}
+    later = {**row, "never": {"es": 70.0}}
+    # A kill mid-write leaves a cut line; a stray value is not a row either.
+    results.write_text(json.dumps(row) + "\n[1, 2]\n" + json.dumps(later) + "\n" + '{"id": "x')
+    assert [r["never"]["es"] for r in json_lines(results)] == [50.0, 70.0]
+    assert done_ids(results) == {task.id}
+    assert rows_by_id(results)[task.id]["never"]["es"] == 70.0  # the last one wins
+    assert Task.from_row(rows_by_id(results)[task.id]) == task  # extra fields are not the task's

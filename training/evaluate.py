@@ -28,14 +28,17 @@ from evaluation.report import bootstrap_auroc, paired_auroc_difference
 from evaluation.repos import fetch_repo
 from evaluation.runner import done_ids, request_for, rows_by_id
 from evaluation.tasks import Task
-from models.decision import first_token_logprob, line_logprob_from_confidence, sigmoid
+from models.decision import (
+    RetrieveHead,
+    first_token_logprob,
+    line_logprob_from_confidence,
+    sigmoid,
+)
 from models.engine import CompletionEngine, CompletionOptions
 from models.files import sha256_of
 from models.generation import LlamaGenerator
 from retrieval.workspace_index import WorkspaceIndex
 from training.hidden import decode_vector
-
-TASK_FIELDS = ("id", "repo", "type", "path", "start_line", "end_line", "target", "typed")
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -70,7 +73,7 @@ def score_tasks(eval_results: Path, exported: Path, out: Path) -> None:
     rows = [r for r in _rows(eval_results) if r["id"] not in finished]
     with out.open("a") as sink:
         for n, row in enumerate(rows, 1):
-            task = Task(**{k: row[k] for k in TASK_FIELDS if k in row})
+            task = Task.from_row(row)
             if task.repo not in roots:
                 roots[task.repo] = fetch_repo(task.repo)
                 indexes[task.repo] = WorkspaceIndex(roots[task.repo])
@@ -125,17 +128,16 @@ def score_offline(eval_results: Path, head: dict[str, Any], out: Path) -> None:
             f"the head reads model {reads}'s"
         )
     row_vector = np.asarray(head["row"], dtype=np.float32)
-    line_weight = head.get("line_logprob_weight", 0.0)
+    runtime = RetrieveHead.from_fit(head, token_id=-1)  # the formula only: no token row here
     with out.open("a") as sink:
         for r in rows:
             never = r["never"]
             token_logit = float(row_vector @ decode_vector(never["hidden"]))
-            z = token_logit + head["bias"] + head["jaccard_weight"] * best_jaccard(r)
-            z += head["confidence_weight"] * never["first_token_logprob"]
+            z = runtime.logit(token_logit, best_jaccard(r), never["first_token_logprob"])
             timings = never["timings_ms"]
             decision_ms = timings["prefill"]
-            if line_weight:  # decides once the first line is generated
-                z += line_weight * line_logprob_from_confidence(never["p_retrieve"])
+            if runtime.decides_at_first_line:
+                z = runtime.with_first_line(z, line_logprob_from_confidence(never["p_retrieve"]))
                 decision_ms = timings["decision"]
             feature = {
                 "id": r["id"],

@@ -19,7 +19,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,11 @@ log = logging.getLogger(__name__)
 POLICY_FIELDS = ("hidden", "first_logprob", "line_confidence")
 
 
-def task_of(row: dict[str, Any]) -> Task:
-    return Task(**{f.name: row[f.name] for f in fields(Task) if f.name in row})
-
-
 def options_of(row: dict[str, Any]) -> CompletionOptions:
     """The no-retrieval pass's options as the labeller used them for this row."""
     left, right, cfc = row["budget"]
     budget = replace(LABEL_BUDGET, left_tokens=left, right_tokens=right, cfc_tokens=cfc)
-    target = scored_target(task_of(row))
+    target = scored_target(Task.from_row(row))
     n_lines = max(1, target.count("\n") + 1)
     return CompletionOptions(
         budget=budget, sources=row["sources"], max_lines=n_lines, capture_decision_logits=True
@@ -84,7 +80,7 @@ def policy_features(
                 indexes[row["repo"]] = WorkspaceIndex(root)
                 indexes[row["repo"]].build()
             index = indexes[row["repo"]]
-            task = task_of(row)
+            task = Task.from_row(row)
             try:
                 never = never_pass(
                     CompletionEngine(generator, index),
