@@ -3,12 +3,13 @@
 Issue 22's fallback is the confidence policy (`p_retrieve = 1 - exp(mean log-prob of the
 first line generated without retrieval)`). The pre-registered fit picks its threshold for
 the best selective ES, which on the 1.5B's labels retrieves on about three requests in
-four; the issue's target is at most 40%. This reads the labels (run-time rows only: the
-query the server uses) and reports, for a grid of thresholds, the share retrieved and the
-selective ES against `never` and `always`; then the threshold with the best ES among those
-that retrieve on at most `--max-share` of the rows, chosen in-sample and, as an estimate of
-how that choice carries to an unseen project, leave-one-project-out (chosen on the other
-projects, applied to the left-out one). No model runs; training rows only.
+four; the issue's target is at most 40%. This reads the labels the way `train fit` does
+(its rows, run-time query only, and its selective-ES rule) and reports, for its grid of
+thresholds, the share retrieved and the selective ES against `never` and `always`; then
+the threshold with the best ES among those that retrieve on at most `--max-share` of the
+rows (`train fit`'s tie rule), chosen in-sample and, as an estimate of how that choice
+carries to an unseen project, leave-one-project-out (chosen on the other projects,
+applied to the left-out one). No model runs; training rows only.
 
     python benchmarks/confidence_shares.py training/data/labels-1.5b.jsonl --rows 1500 \
         --out benchmarks/results/confidence-shares/DATE-COMMIT
@@ -28,25 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evaluation.report import _interval, source_commit  # noqa: E402
-
-GRID = [round(0.025 * i, 3) for i in range(25)]  # 0.0 .. 0.6
-
-
-def selective_es(rows: list[dict[str, Any]], threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: ES of `selective` at `threshold`, and whether it retrieved."""
-    picks = np.array([r["line_confidence"] > threshold for r in rows])
-    es = np.where(picks, [r["es_always"] for r in rows], [r["es_never"] for r in rows])
-    return es.astype(float), picks
-
-
-def best_threshold(rows: list[dict[str, Any]], max_share: float) -> float:
-    """The grid threshold with the best mean ES among those retrieving on <= max_share."""
-    scored = []
-    for t in GRID:
-        es, picks = selective_es(rows, t)
-        if picks.mean() <= max_share:
-            scored.append((float(es.mean()), -t, t))  # ties: the lower threshold
-    return max(scored)[2]
+from training.fit import (  # noqa: E402
+    THRESHOLDS,
+    Data,
+    _subset,
+    best_threshold,
+    fitted_rows,
+    selective_es_per_row,
+)
 
 
 def main() -> int:
@@ -58,51 +48,49 @@ def main() -> int:
     args = ap.parse_args()
 
     lines = args.labels.read_text("utf-8").splitlines()[: args.rows]
-    rows = [r for r in map(json.loads, lines) if not r["oracle"]]
-    never = np.array([r["es_never"] for r in rows], dtype=float)
-    always = np.array([r["es_always"] for r in rows], dtype=float)
+    # The rows and the selective-ES rule of `train fit`, on its run-time rows.
+    data = Data.from_rows([r for r in fitted_rows(list(map(json.loads, lines))) if not r["oracle"]])
+    p = data.line_confidence  # the confidence policy's p_retrieve
 
     sweep = {}
-    for t in GRID:
-        es, picks = selective_es(rows, t)
+    for t in THRESHOLDS:
+        es = selective_es_per_row(data, p > t)
         sweep[t] = {
-            "retrieve_share": float(picks.mean()),
+            "retrieve_share": float((p > t).mean()),
             "es": float(es.mean()),
-            "minus_always": _interval(es - always),
+            "minus_always": _interval(es - data.es_always),
         }
-    chosen = best_threshold(rows, args.max_share)
+    chosen = best_threshold(data, p, args.max_share)
 
     # Leave one project out: the threshold chosen on the others, applied to this one.
-    projects = sorted({r["repo"] for r in rows})
-    lopo_es, lopo_picks, lopo_thresholds = [], [], {}
+    projects = sorted(set(data.repos.tolist()))
+    lopo_thresholds = {}
+    lopo_es, lopo_minus_always, lopo_picks = [], [], []
     for project in projects:
-        train = [r for r in rows if r["repo"] != project]
-        test = [r for r in rows if r["repo"] == project]
-        t = best_threshold(train, args.max_share)
+        train, test = _subset(data, data.repos != project), _subset(data, data.repos == project)
+        t = best_threshold(train, train.line_confidence, args.max_share)
         lopo_thresholds[project] = t
-        es, picks = selective_es(test, t)
+        es = selective_es_per_row(test, test.line_confidence > t)
         lopo_es.append(es)
-        lopo_picks.append(picks)
-    test_order = [r for p in projects for r in rows if r["repo"] == p]
-    lopo = np.concatenate(lopo_es)
-    lopo_always = np.array([r["es_always"] for r in test_order], dtype=float)
+        lopo_minus_always.append(es - test.es_always)
+        lopo_picks.append(test.line_confidence > t)
 
     report = {
         "labels": str(args.labels),
         "rows": args.rows,
-        "runtime_rows": len(rows),
+        "runtime_rows": len(p),
         "projects": len(projects),
         "max_share": args.max_share,
         "commit": source_commit(),
-        "es_never": float(never.mean()),
-        "es_always": float(always.mean()),
+        "es_never": float(data.es_never.mean()),
+        "es_always": float(data.es_always.mean()),
         "sweep": sweep,
         "chosen_in_sample": {"threshold": chosen, **sweep[chosen]},
         "leave_one_project_out": {
             "thresholds": lopo_thresholds,
-            "es": float(lopo.mean()),
+            "es": float(np.concatenate(lopo_es).mean()),
             "retrieve_share": float(np.concatenate(lopo_picks).mean()),
-            "minus_always": _interval(lopo - lopo_always),
+            "minus_always": _interval(np.concatenate(lopo_minus_always)),
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -246,9 +246,13 @@ def cross_validate(data: Data, settings: list[Setting]) -> dict[Setting, np.ndar
     return out
 
 
+def selective_es_per_row(data: Data, retrieve: np.ndarray) -> np.ndarray:
+    """Each row's ES when `selective` retrieves where `retrieve` says (and chunks exist)."""
+    return np.where(retrieve & data.retrievable, data.es_always, data.es_never)
+
+
 def selective_es(data: Data, retrieve: np.ndarray) -> float:
-    take = retrieve & data.retrievable
-    return float(np.where(take, data.es_always, data.es_never).mean())
+    return float(selective_es_per_row(data, retrieve).mean())
 
 
 def score(data: Data, p: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -265,9 +269,11 @@ def score(data: Data, p: np.ndarray, threshold: float) -> dict[str, Any]:
     }
 
 
-def best_threshold(data: Data, p: np.ndarray) -> float:
-    """The threshold with the highest selective ES (ties: the one that retrieves less)."""
-    return max(THRESHOLDS, key=lambda t: (round(selective_es(data, p > t), 6), t))
+def best_threshold(data: Data, p: np.ndarray, max_share: float = 1.0) -> float:
+    """The threshold with the highest selective ES (ties: the one that retrieves less), among
+    those that retrieve on at most `max_share` of the rows."""
+    allowed = [t for t in THRESHOLDS if (p > t).mean() <= max_share]
+    return max(allowed, key=lambda t: (round(selective_es(data, p > t), 6), t))
 
 
 def share_thresholds(data: Data, p: np.ndarray) -> dict[str, dict[str, float]]:
