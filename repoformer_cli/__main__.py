@@ -335,7 +335,7 @@ def cmd_train_evaluate(args: argparse.Namespace) -> int:
             return 1
     elif not args.report_only:
         score_tasks(Path(args.results), Path(args.model_path), features)
-    heldout_report(Path(args.results), features, head, out)
+    heldout_report(Path(args.results), features, head, out, args.fallback_threshold)
     print((out / "heldout.md").read_text())
     return 0
 
@@ -641,6 +641,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--out", default="benchmarks/results/retrieve-head-latest")
     evaluate.add_argument("--report-only", action="store_true")
+    evaluate.add_argument(
+        "--fallback-threshold",
+        type=float,
+        action="append",
+        default=[],
+        metavar="T",
+        help="also report the confidence policy (the fallback) at threshold T (repeatable)",
+    )
     evaluate.set_defaults(func=cmd_train_evaluate)
     return parser
 

@@ -292,3 +292,66 @@ def test_train_evaluate_offline_scores_a_fitted_head_from_recorded_hidden_states
     other.write_text("".join(json.dumps(harness_row(r, "another")) + "\n" for r in held_out))
     assert main([*args[:-1], str(other), "--out", str(tmp_path / "o"), "--offline"]) == 1
     assert "reads model labeller" in capsys.readouterr().err
+
+
+def test_heldout_report_simulates_the_confidence_fallback_and_shows_the_measured_pass(
+    tmp_path: Path,
+):
+    """The fallback (the confidence policy) at given thresholds, simulated from each task's
+    never/always runs: it decides after the no-context pass's first line, so retrieving
+    costs that much more than `always`; the run's own selective pass is reported beside it."""
+    from training.evaluate import heldout_report
+
+    # (never ES, confidence p_retrieve, always ES, a window found, the measured pass)
+    tasks = [
+        (50.0, 0.9, 80.0, True, (80.0, True, 750.0)),
+        (60.0, 0.2, 40.0, True, (60.0, False, 300.0)),
+        (70.0, 0.5, 90.0, False, (70.0, False, 300.0)),  # no window: nothing to splice in
+        (30.0, 0.05, 50.0, True, (30.0, False, 300.0)),
+    ]
+    rows, feats = [], []
+    for n, (never_es, p, always_es, found, (live_es, live_retrieved, live_ms)) in enumerate(tasks):
+        never = {
+            "es": never_es,
+            "p_retrieve": p,
+            "chunks": [],
+            "timings_ms": {"prefill": 100.0, "decision": 150.0, "total": 300.0},
+        }
+        always = {
+            "es": always_es,
+            "chunks": [{"score": 0.3}] if found else [],
+            "timings_ms": {"total": 600.0},
+        }
+        live = {"es": live_es, "retrieved": live_retrieved, "threshold": 0.4}
+        live["timings_ms"] = {"total": live_ms}
+        rows.append({"id": f"t{n}", "type": "line", "never": never, "always": always})
+        rows[-1]["selective_live"] = live
+        feats.append(
+            {"id": f"t{n}", "model": "m", "p_policy": 0.1 * n, "token_logit": 0.0,
+             "first_logprob": -0.1, "prefill_ms": 100.0, "decision_ms": 100.0}
+        )  # fmt: skip
+    results, features = tmp_path / "results.jsonl", tmp_path / "features.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    features.write_text("".join(json.dumps(f) + "\n" for f in feats))
+    head = {"threshold": 0.5, "bias": 0.0}
+
+    report = heldout_report(results, features, head, tmp_path / "out", [0.4, 0.1])
+    modes = report["modes"]
+    always = modes["always"]
+    # Where no window was found, `always` generates without context (the never pass).
+    assert always["es"] == pytest.approx((80 + 40 + 70 + 50) / 4)
+    assert always["latency_ms_p50"] == 600.0
+    at_04 = modes["fallback: confidence (T=0.4)"]
+    assert at_04["es"] == pytest.approx((80 + 60 + 70 + 30) / 4)
+    assert at_04["retrieve_share"] == pytest.approx(1 / 4)  # the third found no window
+    assert at_04["minus_always"]["mean"] == pytest.approx(at_04["es"] - always["es"])
+    assert at_04["latency_ms_mean"] == pytest.approx((150 + 600 + 3 * 300) / 4)
+    at_01 = modes["fallback: confidence (T=0.1)"]
+    assert at_01["es"] == pytest.approx((80 + 40 + 70 + 30) / 4)
+    assert at_01["retrieve_share"] == pytest.approx(2 / 4)
+    assert at_01["latency_ms_p50"] == pytest.approx((300 + 750) / 2)
+    measured = modes["measured: selective as run (T=0.4)"]
+    assert measured["es"] == at_04["es"] and measured["retrieve_share"] == 0.25
+    table = (tmp_path / "out" / "heldout.md").read_text()
+    assert "| fallback: confidence (T=0.4) | 60.00 | +0.00 [" in table
+    assert "| 0.50 |" in table  # the fallback's p50 latency is half of `always`'s

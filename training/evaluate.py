@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.metrics import auroc, decision_quality
-from evaluation.report import bootstrap_auroc, paired_auroc_difference
+from evaluation.report import _interval, bootstrap_auroc, paired_auroc_difference
 from evaluation.repos import fetch_repo
 from evaluation.runner import done_ids, request_for, rows_by_id
 from evaluation.tasks import Task
@@ -205,9 +206,33 @@ def heldout_scores(eval_results: Path, features: Path, head: dict[str, Any]) -> 
     return HeldOut(rows, feats, labels, scores)
 
 
+def _outcome(retrieve: bool, row: dict[str, Any], decision_ms: float | None) -> tuple[float, float]:
+    """ES and latency of one task. `decision_ms`: how long the no-context pass ran before
+    the policy decided (None for `always`, which runs no such pass). Retrieving where no
+    window was found keeps the no-context pass."""
+    never, always = row["never"], row["always"]
+    if retrieve and always["chunks"]:
+        return always["es"], (decision_ms or 0.0) + always["timings_ms"]["total"]
+    if retrieve and decision_ms is None:
+        return never["es"], always["timings_ms"]["total"]
+    return never["es"], never["timings_ms"]["total"]
+
+
+def _confidence_decision_ms(row: dict[str, Any]) -> float:
+    """The confidence policy decides once the no-context pass's first line is generated."""
+    timings = row["never"]["timings_ms"]
+    return float(timings.get("decision") or timings["total"])
+
+
 def heldout_report(
-    eval_results: Path, features: Path, head: dict[str, Any], out_dir: Path
+    eval_results: Path,
+    features: Path,
+    head: dict[str, Any],
+    out_dir: Path,
+    fallback_thresholds: Sequence[float] = (),
 ) -> dict[str, Any]:
+    """`fallback_thresholds`: the confidence policy (the server's policy for a model
+    without the token) is also reported at these thresholds, from the runs' own records."""
     held = heldout_scores(eval_results, features, head)
     rows, feats, labels, scores = held.rows, held.feats, held.labels, held.scores
     decisions: dict[str, Any] = {}
@@ -229,18 +254,6 @@ def heldout_report(
         **decision_quality(chosen, labels),
     }
 
-    def outcome(
-        retrieve: bool, r: dict[str, Any], f: dict[str, Any], decides: bool = True
-    ) -> tuple[float, float]:
-        """ES and latency of one task; `decides`: a policy ran the no-context pass up to its
-        decision first (`always` runs none)."""
-        if retrieve and r["always"]["chunks"]:
-            spent = f.get("decision_ms", f["prefill_ms"]) if decides else 0.0
-            return r["always"]["es"], spent + r["always"]["timings_ms"]["total"]
-        if retrieve and not decides:
-            return r["never"]["es"], r["always"]["timings_ms"]["total"]
-        return r["never"]["es"], r["never"]["timings_ms"]["total"]
-
     policy_scores = scores[POLICY]
     runs: list[tuple[str, list[bool]]] = [
         ("never", [False] * len(rows)),
@@ -257,30 +270,49 @@ def heldout_report(
                 [p > t for p in policy_scores],
             )
         )
-    modes = {}
-    for name, picks in runs:
-        decides = name != "always"
-        res = [outcome(p, r, f, decides) for p, r, f in zip(picks, rows, feats, strict=True)]
-        modes[name] = {
-            "es": float(np.mean([e for e, _ in res])),
-            "retrieve_share": float(
-                np.mean(
-                    [p and bool(r["always"]["chunks"]) for p, r in zip(picks, rows, strict=True)]
-                )
-            ),
+    confidence = scores[CONFIDENCE]
+    for t in fallback_thresholds:
+        runs.append((f"fallback: confidence (T={t:g})", [p > t for p in confidence]))
+    always_es = np.array([_outcome(True, r, None)[0] for r in rows])
+
+    def summary(res: list[tuple[float, float]], retrieved: list[bool]) -> dict[str, Any]:
+        es = np.array([e for e, _ in res])
+        return {
+            "es": float(es.mean()),
+            "minus_always": _interval(es - always_es),
+            "retrieve_share": float(np.mean(retrieved)),
             "latency_ms_mean": float(np.mean([ms for _, ms in res])),
             "latency_ms_p50": float(np.median([ms for _, ms in res])),
         }
+
+    modes = {}
+    for name, picks in runs:
+        if name == "always":
+            spent: list[float | None] = [None] * len(rows)
+        elif name.startswith("fallback"):
+            spent = [_confidence_decision_ms(r) for r in rows]
+        else:
+            spent = [f.get("decision_ms", f["prefill_ms"]) for f in feats]
+        res = [_outcome(p, r, ms) for p, r, ms in zip(picks, rows, spent, strict=True)]
+        found = [p and bool(r["always"]["chunks"]) for p, r in zip(picks, rows, strict=True)]
+        modes[name] = summary(res, found)
+    # The run's own selective pass (the server's default policy for the model that ran,
+    # measured rather than simulated from never/always): for a model without the token, a
+    # check of the simulated fallback at the same threshold.
+    if rows and all("selective_live" in r for r in rows):
+        live = [r["selective_live"] for r in rows]
+        live_t = sorted({lv.get("threshold") for lv in live}, key=str)
+        modes[f"measured: selective as run (T={', '.join(map(str, live_t))})"] = summary(
+            [(lv["es"], lv["timings_ms"]["total"]) for lv in live],
+            [bool(lv["retrieved"]) for lv in live],
+        )
     # The ceiling at each share: the tasks where retrieving gains most go first.
     gains = [r["always"]["es"] - r["never"]["es"] if r["always"]["chunks"] else 0.0 for r in rows]
     ranked = {
         name: {
             f"{q:.1f}": float(
                 np.mean(
-                    [
-                        outcome(pick, r, f)[0]
-                        for pick, r, f in zip(_top(s, q), rows, feats, strict=True)
-                    ]
+                    [_outcome(pick, r, 0.0)[0] for pick, r in zip(_top(s, q), rows, strict=True)]
                 )
             )
             for q in TOP_SHARES
@@ -337,13 +369,17 @@ def heldout_report(
         f"{cal['precision']:.3f}, recall {cal['recall']:.3f}, "
         f"retrieves {100 * cal['retrieve_share']:.0f}%.",
         "",
-        "| mode | ES | retrieves | mean latency (ms) | p50 latency (ms) |",
-        "|---|---|---|---|---|",
+        "| mode | ES | - always [95%] | retrieves | mean latency (ms) | p50 latency (ms) "
+        "| p50 / always's |",
+        "|---|---|---|---|---|---|---|",
     ]
+    always_p50 = modes["always"]["latency_ms_p50"]
     for name, m in modes.items():
+        d = m["minus_always"]
         lines.append(
-            f"| {name} | {m['es']:.2f} | {100 * m['retrieve_share']:.0f}% | "
-            f"{m['latency_ms_mean']:.0f} | {m['latency_ms_p50']:.0f} |"
+            f"| {name} | {m['es']:.2f} | {d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] | "
+            f"{100 * m['retrieve_share']:.0f}% | {m['latency_ms_mean']:.0f} | "
+            f"{m['latency_ms_p50']:.0f} | {m['latency_ms_p50'] / always_p50:.2f} |"
         )
     lines += [
         "",
