@@ -647,7 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="T",
-        help="also report the confidence policy (the fallback) at threshold T (repeatable)",
+        help="also report the confidence policy (the fallback) at threshold T, simulated from "
+        "the never/always runs of a model without the token (repeatable)",
     )
     evaluate.set_defaults(func=cmd_train_evaluate)
     return parser

@@ -299,33 +299,40 @@ def test_heldout_report_simulates_the_confidence_fallback_and_shows_the_measured
 ):
     """The fallback (the confidence policy) at given thresholds, simulated from each task's
     never/always runs: it decides after the no-context pass's first line, so retrieving
-    costs that much more than `always`; the run's own selective pass is reported beside it."""
+    costs that much more than `always`; the run's own selective pass, on the tasks that ran
+    it, is reported beside the simulation on those same tasks."""
     from training.evaluate import heldout_report
 
     # (never ES, confidence p_retrieve, always ES, a window found, the measured pass)
     tasks = [
         (50.0, 0.9, 80.0, True, (80.0, True, 750.0)),
-        (60.0, 0.2, 40.0, True, (60.0, False, 300.0)),
-        (70.0, 0.5, 90.0, False, (70.0, False, 300.0)),  # no window: nothing to splice in
-        (30.0, 0.05, 50.0, True, (30.0, False, 300.0)),
+        (60.0, 0.4, 40.0, True, (60.0, False, 300.0)),  # at the threshold: no retrieval
+        (70.0, 0.5, 90.0, False, None),  # no window: nothing to splice in
+        (30.0, 0.05, 50.0, True, None),
     ]
     rows, feats = [], []
-    for n, (never_es, p, always_es, found, (live_es, live_retrieved, live_ms)) in enumerate(tasks):
+    for n, (never_es, p, always_es, found, measured) in enumerate(tasks):
         never = {
             "es": never_es,
             "p_retrieve": p,
             "chunks": [],
-            "timings_ms": {"prefill": 100.0, "decision": 150.0, "total": 300.0},
+            # the first task's first line ended where the pass did (no separate decision)
+            "timings_ms": {"prefill": 100.0, "decision": 0.0 if n == 0 else 150.0, "total": 300.0},
         }
         always = {
             "es": always_es,
             "chunks": [{"score": 0.3}] if found else [],
-            "timings_ms": {"total": 600.0},
+            "timings_ms": {"retrieval": 2.0, "total": 600.0},
         }
-        live = {"es": live_es, "retrieved": live_retrieved, "threshold": 0.4}
-        live["timings_ms"] = {"total": live_ms}
         rows.append({"id": f"t{n}", "type": "line", "never": never, "always": always})
-        rows[-1]["selective_live"] = live
+        if measured is not None:  # `eval --live`: the first tasks only
+            live_es, live_retrieved, live_ms = measured
+            rows[-1]["selective_live"] = {
+                "es": live_es,
+                "retrieved": live_retrieved,
+                "threshold": 0.4,
+                "timings_ms": {"total": live_ms},
+            }
         feats.append(
             {"id": f"t{n}", "model": "m", "p_policy": 0.1 * n, "token_logit": 0.0,
              "first_logprob": -0.1, "prefill_ms": 100.0, "decision_ms": 100.0}
@@ -344,14 +351,25 @@ def test_heldout_report_simulates_the_confidence_fallback_and_shows_the_measured
     at_04 = modes["fallback: confidence (T=0.4)"]
     assert at_04["es"] == pytest.approx((80 + 60 + 70 + 30) / 4)
     assert at_04["retrieve_share"] == pytest.approx(1 / 4)  # the third found no window
-    assert at_04["minus_always"]["mean"] == pytest.approx(at_04["es"] - always["es"])
-    assert at_04["latency_ms_mean"] == pytest.approx((150 + 600 + 3 * 300) / 4)
+    # the first task decided at its pass's end (300); the third paid for a search
+    assert at_04["latency_ms_mean"] == pytest.approx((300 + 600 + 300 + 302 + 300) / 4)
+    assert at_04["p50_over_always"] == pytest.approx(301 / 600)
+    diff = at_04["minus_always"]  # per task: 0, +20, 0, -20
+    assert diff["n"] == 4 and diff["mean"] == pytest.approx(0.0)
+    assert diff["lo"] < -1 and diff["hi"] > 1
     at_01 = modes["fallback: confidence (T=0.1)"]
     assert at_01["es"] == pytest.approx((80 + 40 + 70 + 30) / 4)
     assert at_01["retrieve_share"] == pytest.approx(2 / 4)
-    assert at_01["latency_ms_p50"] == pytest.approx((300 + 750) / 2)
-    measured = modes["measured: selective as run (T=0.4)"]
-    assert measured["es"] == at_04["es"] and measured["retrieve_share"] == 0.25
+    assert at_01["latency_ms_p50"] == pytest.approx((302 + 750) / 2)
+    # The measured pass ran on the first two tasks: the simulation beside it, on those two.
+    measured = modes["measured: selective as run (T=0.4), 2 tasks"]
+    simulated = modes["fallback: confidence (T=0.4), the same 2 tasks"]
+    assert measured["tasks"] == simulated["tasks"] == 2
+    assert measured["es"] == simulated["es"] == pytest.approx(70.0)
+    assert measured["retrieve_share"] == simulated["retrieve_share"] == 0.5
+    assert measured["latency_ms_mean"] == pytest.approx((750 + 300) / 2)
+    assert measured["p50_over_always"] == pytest.approx(525 / 600)  # `always` on these two
+    assert simulated["latency_ms_mean"] == pytest.approx((900 + 300) / 2)
     table = (tmp_path / "out" / "heldout.md").read_text()
     assert "| fallback: confidence (T=0.4) | 60.00 | +0.00 [" in table
-    assert "| 0.50 |" in table  # the fallback's p50 latency is half of `always`'s
+    assert "| measured: selective as run (T=0.4), 2 tasks | 70.00 |" in table
