@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.report import _interval
+from evaluation.report import mean_interval
 from evaluation.runner import rows_by_id
 
 
@@ -40,7 +40,7 @@ def main(base: Path, variant: Path, base_name: str, variant_name: str) -> str:
     pairs = [("never", "never"), ("always", "always"), ("never", "always")]
     for base_mode, variant_mode in pairs:
         diff = np.array([b[i][variant_mode]["es"] - a[i][base_mode]["es"] for i in ids])
-        ci = _interval(diff)
+        ci = mean_interval(diff)
         out.append("")
         out.append(
             f"ES {variant_name} {variant_mode} - {base_name} {base_mode} = {ci['mean']:+.2f} "

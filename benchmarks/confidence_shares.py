@@ -28,11 +28,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evaluation.report import _interval, source_commit  # noqa: E402
+from evaluation.report import mean_interval, source_commit  # noqa: E402
 from training.fit import (  # noqa: E402
     THRESHOLDS,
     Data,
-    _subset,
     best_threshold,
     fitted_rows,
     selective_es_per_row,
@@ -54,11 +53,12 @@ def main() -> int:
 
     sweep = {}
     for t in THRESHOLDS:
-        es = selective_es_per_row(data, p > t)
+        picks = p > t
+        es = selective_es_per_row(data, picks)
         sweep[t] = {
-            "retrieve_share": float((p > t).mean()),
+            "retrieve_share": float(picks.mean()),
             "es": float(es.mean()),
-            "minus_always": _interval(es - data.es_always),
+            "minus_always": mean_interval(es - data.es_always),
         }
     chosen = best_threshold(data, p, args.max_share)
 
@@ -67,13 +67,14 @@ def main() -> int:
     lopo_thresholds = {}
     lopo_es, lopo_minus_always, lopo_picks = [], [], []
     for project in projects:
-        train, test = _subset(data, data.repos != project), _subset(data, data.repos == project)
+        train, test = data.subset(data.repos != project), data.subset(data.repos == project)
         t = best_threshold(train, train.line_confidence, args.max_share)
         lopo_thresholds[project] = t
-        es = selective_es_per_row(test, test.line_confidence > t)
+        picks = test.line_confidence > t
+        es = selective_es_per_row(test, picks)
         lopo_es.append(es)
         lopo_minus_always.append(es - test.es_always)
-        lopo_picks.append(test.line_confidence > t)
+        lopo_picks.append(picks)
 
     report = {
         "labels": str(args.labels),
@@ -90,7 +91,7 @@ def main() -> int:
             "thresholds": lopo_thresholds,
             "es": float(np.concatenate(lopo_es).mean()),
             "retrieve_share": float(np.concatenate(lopo_picks).mean()),
-            "minus_always": _interval(np.concatenate(lopo_minus_always)),
+            "minus_always": mean_interval(np.concatenate(lopo_minus_always)),
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)

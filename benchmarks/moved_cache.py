@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics import edit_similarity, exact_match  # noqa: E402
-from evaluation.report import _interval, machine_meta, source_commit  # noqa: E402
+from evaluation.report import machine_meta, mean_interval, source_commit  # noqa: E402
 from evaluation.repos import fetch_repo, repo_lists  # noqa: E402
 from evaluation.tasks import Task, sample_tasks  # noqa: E402
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest  # noqa: E402
@@ -208,7 +208,7 @@ def build(results: Path, arms: list[str]) -> dict[str, Any]:
         report["arms"][arm] = {
             "es": float(es.mean()) if len(es) else None,
             "em": float(np.mean([r["em"] for r in picked])) * 100 if picked else None,
-            "minus_off": _interval(es - off) if arm != "off" and len(es) else None,
+            "minus_off": mean_interval(es - off) if arm != "off" and len(es) else None,
             "prefill_ms_p50": float(np.percentile([r["prefill_ms"] for r in picked], 50)),
             "prefill_ms_p95": float(np.percentile([r["prefill_ms"] for r in picked], 95)),
             "total_ms_p50": float(np.percentile([r["total_ms"] for r in picked], 50)),

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics import edit_similarity, exact_match  # noqa: E402
-from evaluation.report import _interval, machine_meta, source_commit  # noqa: E402
+from evaluation.report import machine_meta, mean_interval, source_commit  # noqa: E402
 from evaluation.repos import fetch_repo, repo_lists  # noqa: E402
 from evaluation.runner import request_for  # noqa: E402
 from evaluation.tasks import mid_line, sample_tasks  # noqa: E402
@@ -192,7 +192,7 @@ def build(results: Path, ids: list[str], variants: list[str], reference: str) ->
             "ms_p50": float(np.percentile([rows[(i, v)]["ms"] for i in complete], 50)),
             "ms_p95": float(np.percentile([rows[(i, v)]["ms"] for i in complete], 95)),
             "prompt_tokens_mean": float(np.mean([rows[(i, v)]["prompt_tokens"] for i in complete])),
-            "minus_reference_es": _interval(es - ref) if v != reference else None,
+            "minus_reference_es": mean_interval(es - ref) if v != reference else None,
         }
     return out
 

@@ -196,7 +196,7 @@ def build_report(
 BOOTSTRAP = 10_000  # resamples for the 95% intervals (tasks resampled with replacement)
 
 
-def _interval(values: np.ndarray, seed: int = 0) -> dict[str, float]:
+def mean_interval(values: np.ndarray, seed: int = 0) -> dict[str, float]:
     """Mean and percentile-bootstrap 95% interval of per-task values (paired differences)."""
     rng = np.random.default_rng(seed)
     n = len(values)
@@ -259,10 +259,10 @@ def paired_differences(
         em = np.array([float(rows[i]["always"]["em"]) - rows[i]["never"]["em"] for i in keep])
         diff = always - never
         out[name] = {
-            "always_minus_never_es": _interval(diff),
-            "always_minus_never_em": _interval(100 * em),
+            "always_minus_never_es": mean_interval(diff),
+            "always_minus_never_em": mean_interval(100 * em),
             # Paired against whichever fixed mode scores better on these tasks.
-            "selective_minus_best_mode_es": _interval(
+            "selective_minus_best_mode_es": mean_interval(
                 sel - (always if always.mean() > never.mean() else never)
             ),
             "best_of_both_es": float(np.maximum(never, always).mean()),

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.metrics import auroc, decision_quality
-from evaluation.report import _interval, bootstrap_auroc, paired_auroc_difference
+from evaluation.report import bootstrap_auroc, mean_interval, paired_auroc_difference
 from evaluation.repos import fetch_repo
 from evaluation.runner import done_ids, request_for, rows_by_id
 from evaluation.tasks import Task
@@ -213,17 +213,17 @@ def _found(row: dict[str, Any]) -> bool:
 
 
 def _outcome(
-    retrieve: bool, row: dict[str, Any], decided_after_ms: float, *, always: bool = False
+    retrieve: bool, row: dict[str, Any], decided_after_ms: float | None
 ) -> tuple[float, float]:
     """ES and latency of one task. A policy runs the no-context pass for `decided_after_ms`
     before it decides; retrieving then runs the `always` pass, and where retrieval found
-    nothing the no-context pass goes on (having paid for the search). `always` runs no
-    no-context pass: where nothing was found, its pass is the no-context one."""
+    nothing the no-context pass goes on (having paid for the search). None: no no-context
+    pass (`always`); where nothing was found, its own pass is the no-context one."""
     never, with_context = row["never"], row["always"]
     if retrieve and _found(row):
-        spent = 0.0 if always else decided_after_ms
+        spent = decided_after_ms or 0.0
         return with_context["es"], spent + with_context["timings_ms"]["total"]
-    if always:
+    if decided_after_ms is None:
         return never["es"], with_context["timings_ms"]["total"]
     search = with_context["timings_ms"].get("retrieval", 0.0) if retrieve else 0.0
     return never["es"], search + never["timings_ms"]["total"]
@@ -266,74 +266,67 @@ def heldout_report(
         **decision_quality(chosen, labels),
     }
 
-    policy_scores = scores[POLICY]
-    runs: list[tuple[str, list[bool]]] = [
-        ("never", [False] * len(rows)),
-        ("always", [True] * len(rows)),
-        (f"selective (shipped, T={threshold})", chosen),
+    # Each mode: which tasks retrieve, and how long the no-context pass ran before its
+    # policy decided (the head: its features' decision time; the confidence fallback: the
+    # first line; `always` runs no such pass).
+    head_spent = [float(f.get("decision_ms", f["prefill_ms"])) for f in feats]
+    confidence_spent = [_confidence_decision_ms(r) for r in rows]
+    runs: list[tuple[str, list[bool], list[float] | None]] = [
+        ("never", [False] * len(rows), head_spent),
+        ("always", [True] * len(rows), None),
+        (f"selective (shipped, T={threshold})", chosen, head_spent),
     ]
     # The thresholds at which the chosen setting's leave-one-project-out predictions
     # retrieved a fixed share of the training rows (fixed before these tasks were seen;
     # exploratory, not what the server uses).
     for share, t in head.get("share_thresholds", {}).items():
-        runs.append(
-            (
-                f"selective (T={t:.3f}, {100 * float(share):.0f}% of training CV)",
-                [p > t for p in policy_scores],
-            )
-        )
+        name = f"selective (T={t:.3f}, {100 * float(share):.0f}% of training CV)"
+        runs.append((name, [p > t for p in scores[POLICY]], head_spent))
     confidence = scores[CONFIDENCE]
     for t in fallback_thresholds:
-        runs.append((f"fallback: confidence (T={t:g})", [p > t for p in confidence]))
+        runs.append(
+            (f"fallback: confidence (T={t:g})", [p > t for p in confidence], confidence_spent)
+        )
+    always = [_outcome(True, r, None) for r in rows]
 
     def summary(
-        tasks: list[dict[str, Any]], res: list[tuple[float, float]], retrieved: list[bool]
+        tasks: list[int], res: list[tuple[float, float]], retrieved: list[bool]
     ) -> dict[str, Any]:
+        """A mode's outcomes on these tasks (row indices), against `always` on the same."""
         es, ms = np.array(res).T
-        always_es, always_ms = np.array([_outcome(True, r, 0.0, always=True) for r in tasks]).T
+        always_es, always_ms = np.array([always[i] for i in tasks]).T
         return {
             "tasks": len(tasks),
             "es": float(es.mean()),
-            "minus_always": _interval(es - always_es),
+            "minus_always": mean_interval(es - always_es),
             "retrieve_share": float(np.mean(retrieved)),
             "latency_ms_mean": float(ms.mean()),
             "latency_ms_p50": float(np.median(ms)),
-            # the issue's latency target: against `always` on the same tasks
+            # the issue's latency target
             "p50_over_always": float(np.median(ms) / np.median(always_ms)),
         }
 
-    def simulated(
-        picks: list[bool], tasks: list[dict[str, Any]], spent: list[float], **kw: bool
-    ) -> dict[str, Any]:
-        res = [_outcome(p, r, ms, **kw) for p, r, ms in zip(picks, tasks, spent, strict=True)]
-        return summary(tasks, res, [p and _found(r) for p, r in zip(picks, tasks, strict=True)])
+    def simulated(tasks: list[int], picks: list[bool], spent: list[float] | None) -> dict[str, Any]:
+        res = [_outcome(picks[i], rows[i], None if spent is None else spent[i]) for i in tasks]
+        return summary(tasks, res, [picks[i] and _found(rows[i]) for i in tasks])
 
-    head_spent = [float(f.get("decision_ms", f["prefill_ms"])) for f in feats]
-    confidence_spent = [_confidence_decision_ms(r) for r in rows]
-    modes = {}
-    for name, picks in runs:
-        if name.startswith("fallback"):
-            modes[name] = simulated(picks, rows, confidence_spent)
-        else:
-            modes[name] = simulated(picks, rows, head_spent, always=name == "always")
+    every = list(range(len(rows)))
+    modes = {name: simulated(every, picks, spent) for name, picks, spent in runs}
     # The run's own `selective` pass (`eval --live`: its first few tasks; the server's
     # policy for the model that ran, measured rather than simulated): for a model without
     # the token, a check of the simulated fallback at the same threshold on the same tasks.
-    live = [r for r in rows if "selective_live" in r]
-    live_thresholds = {r["selective_live"].get("threshold") for r in live}
+    live = [i for i, r in enumerate(rows) if "selective_live" in r]
+    live_thresholds = {rows[i]["selective_live"].get("threshold") for i in live}
     if live and len(live_thresholds) == 1 and None not in live_thresholds:
         t = float(live_thresholds.pop())
-        passes = [r["selective_live"] for r in live]
-        n = len(live)
-        modes[f"measured: selective as run (T={t:g}), {n} tasks"] = summary(
+        passes = [rows[i]["selective_live"] for i in live]
+        modes[f"measured: selective as run (T={t:g}), {len(live)} tasks"] = summary(
             live,
             [(lp["es"], lp["timings_ms"]["total"]) for lp in passes],
             [bool(lp["retrieved"]) for lp in passes],
         )
-        modes[f"fallback: confidence (T={t:g}), the same {n} tasks"] = simulated(
-            [(r["never"]["p_retrieve"] or 0.0) > t for r in live],
-            live,
-            [_confidence_decision_ms(r) for r in live],
+        modes[f"fallback: confidence (T={t:g}), the same {len(live)} tasks"] = simulated(
+            live, [p > t for p in confidence], confidence_spent
         )
     # The ceiling at each share: the tasks where retrieving gains most go first.
     gains = [r["always"]["es"] - r["never"]["es"] if _found(r) else 0.0 for r in rows]

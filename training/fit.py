@@ -78,6 +78,10 @@ class Data:
             repos=np.array([r["repo"] for r in rows]),
         )
 
+    def subset(self, mask: np.ndarray) -> Data:
+        """The rows where `mask` holds."""
+        return Data(**{k: v[mask] for k, v in vars(self).items()})
+
 
 def logistic(
     x: np.ndarray, y: np.ndarray, l2: float, weights: np.ndarray | None = None, iters: int = 30
@@ -227,7 +231,7 @@ def cross_validate(data: Data, settings: list[Setting]) -> dict[Setting, np.ndar
         test = data.repos == repo
         for train_oracle in {s.train_oracle for s in settings}:
             train = ~test if train_oracle else (~test & ~data.oracle)
-            fold = _subset(data, train)
+            fold = data.subset(train)
             projection = Projection.fit(fold.hidden, max(COMPONENT_CHOICES))
             for s in (s for s in settings if s.train_oracle == train_oracle):
                 names = CANDIDATES[s.candidate]
@@ -290,10 +294,6 @@ def share_thresholds(data: Data, p: np.ndarray) -> dict[str, dict[str, float]]:
     return out
 
 
-def _subset(data: Data, mask: np.ndarray) -> Data:
-    return Data(**{k: v[mask] for k, v in vars(data).items()})
-
-
 def fitted_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The label rows a head is fitted on. Labels describe one context rendering and one set
     of budgets: only the server's rendering and the labelling budgets count (`train label
@@ -341,7 +341,7 @@ def fit_head(
         return 1
     data = Data.from_rows(rows)
     runtime = ~data.oracle  # the run-time query: what validation must measure
-    val = _subset(data, runtime)
+    val = data.subset(runtime)
     results: dict[str, Any] = {}
 
     # Single signals need no training: their raw value is the score.
@@ -368,7 +368,7 @@ def fit_head(
     eligible = [s for s in settings if first_line or decides_at_prefill(s.candidate)]
     chosen = max(eligible, key=lambda s: results[s.name]["auroc"] or 0.0)
     train = np.ones(len(data.labels), bool) if chosen.train_oracle else runtime
-    fit_rows = _subset(data, train)
+    fit_rows = data.subset(train)
     names = CANDIDATES[chosen.candidate]
     head = train_head(
         fit_rows.hidden,
