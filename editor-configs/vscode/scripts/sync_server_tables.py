@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server.settings import SETTING_KEYS, setting_schema
+from models.decider import CONFIDENCE_THRESHOLD
+from models.files import MODELS
 from repoformer_common.languages import LANGUAGES
 
 PACKAGE = Path(__file__).resolve().parent.parent / "package.json"
@@ -57,8 +59,13 @@ DESCRIPTIONS: dict[str, str] = {
     "retrieval.mode": "When to retrieve code from other files of the workspace for a completion.",
     "retrieval.policy": "How selective mode decides.",
     "retrieval.threshold": "Selective mode retrieves when p_retrieve is above this (0..1). "
-    "Empty: the model's calibrated threshold (confidence policy: 0.4 for the 1.5B, 0.3 for "
-    "the 0.5B, 0.5 for other models).",
+    "Empty: the model's calibrated threshold (confidence policy: "
+    + ", ".join(
+        f"{model.confidence_threshold:g} for {name}"
+        for name, model in MODELS.items()
+        if model.confidence_threshold is not None
+    )
+    + f", {CONFIDENCE_THRESHOLD:g} for other models).",
     "retrieval.top_k": "How many chunks of other files are retrieved.",
     "retrieval.query_lines": "Non-blank lines before the cursor used as the retrieval query.",
     "retrieval.query": "lines: the last queryLines lines; syntax: the signatures of the "
