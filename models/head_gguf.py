@@ -10,6 +10,7 @@ unchanged. Verifying the written file against the trained head is in
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 from pathlib import Path
@@ -48,12 +49,55 @@ def free_token_row(tokens: list[str]) -> int:
     raise ExportError("the model has no unused padding token to give a meaning to")
 
 
+def quantize_row(row: np.ndarray, qtype: Any) -> np.ndarray:
+    """`row` (float32) in the quantization `qtype` (a `gguf.GGMLQuantizationType`), as bytes.
+
+    gguf-py quantizes only some types (Q8_0, the 0.5B's `output.weight`, but not Q6_K, the
+    1.5B's); the others go through ggml's own `ggml_quantize_chunk`, from the library
+    llama-cpp-python ships, so the row is quantized as llama.cpp itself would."""
+    import gguf
+    import llama_cpp
+    from gguf.quants import quantize
+
+    block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    if row.shape[0] % block_size:
+        raise ExportError(f"a row of {row.shape[0]} does not split into {qtype.name} blocks")
+    try:
+        return np.asarray(quantize(row[None, :], qtype)[0])
+    except NotImplementedError:
+        pass
+
+    lib_dir = Path(llama_cpp.__file__).parent / "lib"
+    lib_path = next(lib_dir.glob("libggml-base.*"), lib_dir / "libggml-base.so")  # .so/.dylib/.dll
+    try:
+        ggml = ctypes.CDLL(str(lib_path))
+    except OSError as exc:
+        raise ExportError(f"cannot quantize to {qtype.name}: gguf-py cannot, and {exc}") from exc
+    src = np.ascontiguousarray(row, dtype=np.float32)
+    dst = np.zeros(row.shape[0] // block_size * type_size, dtype=np.uint8)
+    ggml.ggml_quantize_chunk.restype = ctypes.c_size_t
+    ggml.ggml_quantize_chunk.argtypes = [
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_void_p,
+    ]
+    written = ggml.ggml_quantize_chunk(
+        int(qtype), src.ctypes.data, dst.ctypes.data, 0, 1, src.shape[0], None
+    )
+    if written != dst.nbytes:
+        raise ExportError(f"ggml wrote {written} bytes for a {qtype.name} row of {dst.nbytes}")
+    return dst
+
+
 def write_head(base: Path, head_path: Path, out: Path | None = None) -> tuple[Path, int]:
     """Write `base` + the learned head to `out` (atomically); return it and the token id.
     Only writes: checking the result against the trained head is training's job
     (`training.export.verify_export`), so serving never dequantises `output.weight`."""
     import gguf
-    from gguf.quants import quantize
 
     head = load_head(head_path)
     reader = gguf.GGUFReader(base)
@@ -112,7 +156,7 @@ def write_head(base: Path, head_path: Path, out: Path | None = None) -> tuple[Pa
         data = tensor.data
         if tensor.name == OUTPUT_TENSOR:
             data = np.array(data)  # a copy: the reader's array maps the base file
-            data[token_id] = quantize(row[None, :], tensor.tensor_type)[0]
+            data[token_id] = quantize_row(row, tensor.tensor_type)
         writer.write_tensor_data(data)
     writer.close()
     os.replace(tmp, out)
