@@ -416,3 +416,21 @@ def test_offline_scoring_gives_the_exported_models_decisions(
     )
     with pytest.raises(ValueError, match="--record-hidden"):
         evaluate.score_offline(bare, head, tmp_path / "bare-features.jsonl")
+
+
+def test_the_default_models_own_head_exports_into_its_q6_k_output_tensor(tmp_path):
+    # The 1.5B's output.weight is Q6_K, which gguf-py cannot quantize: the row goes through
+    # ggml's quantizer, and the runtime must read back the trained head's probabilities.
+    from models.files import DEFAULT_MODEL_NAME
+    from training.export import export_model
+
+    base = pull_base_model(name=DEFAULT_MODEL_NAME)
+    head_path = Path(__file__).parent.parent / "training" / "data" / "retrieve_head-1.5b.json"
+
+    exported = export_model(base, head_path, tmp_path / "own-1.5b.gguf")
+
+    report = json.loads(exported.with_suffix(".verify.json").read_text())
+    assert report["prompts"] == 3 and report["max_abs_p_diff"] < 0.02
+    patched = LlamaGenerator(exported)
+    assert patched.retrieve_head is not None
+    assert patched.token_id("<|retrieve|>") == patched.retrieve_head.token_id
