@@ -80,11 +80,12 @@ def _position_at_end(text: str) -> types.Position:
     return types.Position(line=len(lines) - 1, character=len(lines[-1]))
 
 
-async def _demo(workspace: Path) -> int:
+def _client(
+    config: dict[str, Any], decisions: list[dict[str, Any]], applied: asyncio.Event
+) -> LanguageClient:
+    """A client that answers the server's configuration requests from `config`, keeps the
+    decision records, sets `applied` when a settings change is logged and prints the rest."""
     client = LanguageClient("repoformer-demo", "0.1")
-    config: dict[str, Any] = {"retrieval": {"mode": "selective"}}
-    decisions: list[dict[str, Any]] = []
-    applied = asyncio.Event()
 
     @client.feature(types.WORKSPACE_CONFIGURATION)
     def configuration(params: types.ConfigurationParams) -> list[Any]:
@@ -114,6 +115,12 @@ async def _demo(workspace: Path) -> int:
     def show_message(params: types.ShowMessageParams) -> None:
         print(f"  [server message] {params.message}", file=sys.stderr)
 
+    return client
+
+
+async def _start(client: LanguageClient, workspace: Path) -> str:
+    """Start the server, initialize it on `workspace` and open the demo's empty buffer;
+    return its URI."""
     await client.start_io(sys.executable, "-m", "repoformer_cli", "serve")
     capabilities = types.ClientCapabilities(
         workspace=types.WorkspaceClientCapabilities(configuration=True),
@@ -128,12 +135,69 @@ async def _demo(workspace: Path) -> int:
     )
     client.initialized(types.InitializedParams())
     uri = (workspace / DEMO_FILE).as_uri()
-    version = 1
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
-            types.TextDocumentItem(uri=uri, language_id="python", version=version, text="")
+            types.TextDocumentItem(uri=uri, language_id="python", version=1, text="")
         )
     )
+    return uri
+
+
+async def _complete(
+    client: LanguageClient, uri: str, version: int, left: str, right: str
+) -> str | types.StringValue:
+    """Set the buffer to `left + right` and ask for an inline completion at the end of
+    `left`: the first item's text, or "" for none."""
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=left + right)],
+        )
+    )
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=_position_at_end(left),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+    )
+    await asyncio.sleep(0.05)  # let the decision record arrive
+    if result is None:
+        items = []
+    elif isinstance(result, types.InlineCompletionList):
+        items = list(result.items)
+    else:
+        items = list(result)
+    return items[0].insert_text if items else ""
+
+
+def _print_answer(
+    mode: str,
+    left: str,
+    right: str,
+    text: str | types.StringValue,
+    needs: str,
+    decisions: list[dict[str, Any]],
+) -> None:
+    last_line = left.rsplit("\n", 1)[-1]
+    print(f"\n[{mode}] {DEMO_FILE}: {last_line}\u2502{right.rstrip()}")
+    ghost = f"\x1b[2m{text}\x1b[0m" if sys.stdout.isatty() else f"[{text}]"
+    print(f"  completion: {last_line}{ghost}{right.split(chr(10))[0]}")
+    print(f"  needs:      {needs}")
+    if decisions:
+        print(f"  decision:   {_summary(decisions[-1])}")
+        print(f"  record:     {json.dumps(decisions[-1])}")
+
+
+async def _demo(workspace: Path) -> int:
+    config: dict[str, Any] = {"retrieval": {"mode": "selective"}}
+    decisions: list[dict[str, Any]] = []
+    applied = asyncio.Event()
+    client = _client(config, decisions, applied)
+    uri = await _start(client, workspace)
+    version = 1
     failures = 0
     for mode in ("never", "always", "selective"):
         config["retrieval"]["mode"] = mode
@@ -144,39 +208,8 @@ async def _demo(workspace: Path) -> int:
         await asyncio.wait_for(applied.wait(), 30)
         for (left, right), needs in zip(DEMO_CURSORS, DEMO_NEEDS, strict=True):
             version += 1
-            client.text_document_did_change(
-                types.DidChangeTextDocumentParams(
-                    text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                    content_changes=[
-                        types.TextDocumentContentChangeWholeDocument(text=left + right)
-                    ],
-                )
-            )
-            result = await client.text_document_inline_completion_async(
-                types.InlineCompletionParams(
-                    text_document=types.TextDocumentIdentifier(uri=uri),
-                    position=_position_at_end(left),
-                    context=types.InlineCompletionContext(
-                        trigger_kind=types.InlineCompletionTriggerKind.Invoked
-                    ),
-                )
-            )
-            await asyncio.sleep(0.05)  # let the decision record arrive
-            if result is None:
-                items = []
-            elif isinstance(result, types.InlineCompletionList):
-                items = list(result.items)
-            else:
-                items = list(result)
-            text = items[0].insert_text if items else ""
-            last_line = left.rsplit("\n", 1)[-1]
-            print(f"\n[{mode}] {DEMO_FILE}: {last_line}\u2502{right.rstrip()}")
-            ghost = f"\x1b[2m{text}\x1b[0m" if sys.stdout.isatty() else f"[{text}]"
-            print(f"  completion: {last_line}{ghost}{right.split(chr(10))[0]}")
-            print(f"  needs:      {needs}")
-            if decisions:
-                print(f"  decision:   {_summary(decisions[-1])}")
-                print(f"  record:     {json.dumps(decisions[-1])}")
+            text = await _complete(client, uri, version, left, right)
+            _print_answer(mode, left, right, text, needs, decisions)
             if not text:
                 failures += 1
     await client.shutdown_async(None)
