@@ -22,7 +22,7 @@ from models.decider import confidence_threshold_for
 from models.engine import CompletionOptions
 from models.files import pull_default_model, sha256_of
 from models.generation import LlamaGenerator
-from training.hidden import HiddenFromLogits
+from models.hidden import HiddenFromLogits
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from evaluation.tasks import Task
 from models.decision import first_token_logprob
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
 from models.generation import LlamaGenerator
+from models.hidden import HiddenFromLogits, encode_vector
 from retrieval.workspace_index import WorkspaceIndex
-from training.hidden import HiddenFromLogits, encode_vector
 
 T = TypeVar("T")
 

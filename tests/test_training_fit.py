@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.hidden import encode_vector
 from training.fit import Data, fit_head, gain_weights, logistic
-from training.hidden import encode_vector
 
 
 def _rows(n: int, seed: int = 0) -> list[dict]:
@@ -273,8 +273,8 @@ def test_train_evaluate_offline_scores_a_fitted_head_from_recorded_hidden_states
 
     # A head that weighs the first line: its term joins, and it decides after that line.
     from models.decision import line_logprob_from_confidence, sigmoid
+    from models.hidden import decode_vector
     from training.evaluate import score_offline
-    from training.hidden import decode_vector
 
     head = json.loads(head_path.read_text())
     waits = {**head, "line_logprob_weight": -2.0}

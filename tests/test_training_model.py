@@ -15,10 +15,10 @@ from evaluation.tasks import Task
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
 from models.files import pull_base_model, pull_default_model, sha256_of
 from models.generation import LlamaGenerator, PassStats
+from models.hidden import HiddenFromLogits, decode_vector
 from retrieval.workspace_index import WorkspaceIndex
 from tests.conftest import TEST_MODEL
 from training.export import load_head, verify_export
-from training.hidden import HiddenFromLogits, decode_vector
 from training.label import LABEL_BUDGET, label_blank
 from training.policy_features import policy_features
 

@@ -38,8 +38,8 @@ from models.decision import (
 from models.engine import CompletionEngine, CompletionOptions
 from models.files import sha256_of
 from models.generation import LlamaGenerator
+from models.hidden import decode_vector
 from retrieval.workspace_index import WorkspaceIndex
-from training.hidden import decode_vector
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:

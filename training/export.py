@@ -16,7 +16,7 @@ import numpy as np
 
 from models.decision import first_token_logprob
 from models.head_gguf import ExportError, load_head, write_head
-from training.hidden import HiddenFromLogits
+from models.hidden import HiddenFromLogits
 
 __all__ = ["ExportError", "export_model", "load_head", "verify_export"]
 
@@ -54,7 +54,7 @@ def verify_export(
     """Compare the runtime's p_retrieve on the exported model with the trained head's, and
     check that every other logit is still the base model's."""
     from models.generation import LlamaGenerator, PassStats
-    from training.hidden import read_output_matrix
+    from models.hidden import read_output_matrix
 
     base_rows = np.delete(read_output_matrix(base), token_id, axis=0)
     hidden = HiddenFromLogits(base_rows)

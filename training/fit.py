@@ -30,7 +30,7 @@ import numpy as np
 from evaluation.metrics import auroc, decision_quality
 from models.decision import line_logprob_from_confidence
 from models.engine import CompletionOptions
-from training.hidden import decode_vector
+from models.hidden import decode_vector
 from training.label import LABEL_BUDGET, budget_row, load_dataset
 from training.policy_features import with_policy_features
 

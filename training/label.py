@@ -33,9 +33,9 @@ from evaluation.tasks import Task, sample_tasks
 from models.decision import first_token_logprob
 from models.engine import CompletionEngine, CompletionOptions, CompletionRequest, retrieval_query
 from models.files import sha256_of
+from models.hidden import HiddenFromLogits, encode_vector
 from models.prompt import PromptBudget
 from retrieval.workspace_index import WorkspaceIndex
-from training.hidden import HiddenFromLogits, encode_vector
 
 if TYPE_CHECKING:
     from models.generation import LlamaGenerator
