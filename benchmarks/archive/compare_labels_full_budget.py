@@ -2,7 +2,7 @@
 labelling budgets (256/128/256): ES, positive share and the best Jaccard score's AUROC.
 
 usage (from the repository root):
-  .venv/bin/python benchmarks/compare_labels_full_budget.py training/data/labels.jsonl \
+  .venv/bin/python benchmarks/archive/compare_labels_full_budget.py training/data/labels.jsonl \
       benchmarks/results/archive/label-full-budget/labels-full-budget.jsonl
 """
 

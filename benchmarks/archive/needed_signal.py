@@ -8,7 +8,8 @@ retrieval > ES without). Reports the AUROC of the count of resolved names (calle
 receiver and nearby roles) with a bootstrap interval, overall and per task type, next to the
 run's confidence and best-Jaccard AUROCs on the same tasks.
 
-    python benchmarks/needed_signal.py RUN/results.jsonl [RUN2/results.jsonl ...] --out F.json
+    python benchmarks/archive/needed_signal.py RUN/results.jsonl [RUN2/results.jsonl ...] \
+        --out F.json
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # benchmarks/archive/ -> the repository
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics import auroc  # noqa: E402

@@ -11,7 +11,7 @@ rows (`train fit`'s tie rule), chosen in-sample and, as an estimate of how that 
 carries to an unseen project, leave-one-project-out (chosen on the other projects,
 applied to the left-out one). No model runs; training rows only.
 
-    python benchmarks/confidence_shares.py training/data/labels-1.5b.jsonl --rows 1500 \
+    python benchmarks/archive/confidence_shares.py training/data/labels-1.5b.jsonl --rows 1500 \
         --out benchmarks/results/confidence-shares/DATE-COMMIT
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # benchmarks/archive/ -> the repository
 sys.path.insert(0, str(ROOT))
 
 from evaluation.report import mean_interval, source_commit  # noqa: E402

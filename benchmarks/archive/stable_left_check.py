@@ -9,7 +9,7 @@ rule and pairs them with that run's rows of the reference (made with the old rul
 only the rule differs. Tasks whose prompt is unchanged count as
 unchanged answers (the same prompt, greedy decoding).
 
-    python benchmarks/stable_left_check.py \
+    python benchmarks/archive/stable_left_check.py \
         --rows benchmarks/results/prompt-choices-latest/results.jsonl \
         --out benchmarks/results/stable-left-latest
 """
@@ -21,9 +21,9 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # benchmarks/archive/ -> the repository
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "benchmarks" / "archive"))
 
 from prompt_choices import VARIANTS, _tasks  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Label the run-time line and API training blanks with the server's budgets (both passes).
 
 usage (from the repository root; stops after the time budget, resumes where it stopped):
-  .venv/bin/python benchmarks/label_full_budget.py OUT.jsonl SECONDS
+  .venv/bin/python benchmarks/archive/label_full_budget.py OUT.jsonl SECONDS
 
 (The committed benchmarks/results/archive/label-full-budget/labels-full-budget.jsonl has its
 rows' hidden states removed to keep it small.)

@@ -11,7 +11,7 @@ reports ES/EM per arm, each arm minus `off` with a paired 95% bootstrap interval
 first line of a body is the same cold prompt in every arm and is left out), the prefill
 time and the tokens moved. Rows are cached in `results.jsonl` (resumable).
 
-    python benchmarks/moved_cache.py --model qwen2.5-coder-1.5b --bodies 12 \
+    python benchmarks/archive/moved_cache.py --model qwen2.5-coder-1.5b --bodies 12 \
         --out benchmarks/results/moved-cache-latest
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # benchmarks/archive/ -> the repository
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics import edit_similarity, exact_match  # noqa: E402

@@ -7,7 +7,7 @@ and `selective`, the retrieval share, the paired intervals of always - never and
 selective - max(never, always), the AUROC of each decision signal with its interval, and
 latency. A memorization run (`bench memorization`) adds each set's mean per-token log-prob.
 
-    python benchmarks/sets_side_by_side.py \
+    python benchmarks/archive/sets_side_by_side.py \
         benchmarks/results/eval-popular/2026-11-27-81fa85a02e \
         benchmarks/results/eval-fresh/2026-12-01-82fc4751f8 \
         --memorization benchmarks/results/memorization/2026-12-01-58dd36d9f7 \
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # benchmarks/archive/ -> the repository
 sys.path.insert(0, str(ROOT))
 
 from evaluation.report import build_report, machine_meta, source_commit  # noqa: E402

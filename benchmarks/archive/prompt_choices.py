@@ -8,7 +8,7 @@ the same fresh mid-line tasks, cached per task and variant in `results.jsonl`
 (resumable), and reports ES/EM, the share of empty answers and each variant minus the
 reference with a paired 95% bootstrap interval.
 
-    python benchmarks/prompt_choices.py --model qwen2.5-coder-1.5b --tasks 100 \
+    python benchmarks/archive/prompt_choices.py --model qwen2.5-coder-1.5b --tasks 100 \
         --variants middle,prefix --out benchmarks/results/prompt-choices-latest
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # benchmarks/archive/ -> the repository
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics import edit_similarity, exact_match  # noqa: E402

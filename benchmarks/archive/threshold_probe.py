@@ -5,7 +5,7 @@ start twice through the production engine (never / always) and score both first 
 against the truth with ES (rapidfuzz). Prints ES per mode, the oracle label rate, the
 AUROC of p_retrieve for "retrieval helped", and ES/retrieval share per threshold.
 
-    python benchmarks/threshold_probe.py REPO_DIR [REPO_DIR ...] --n 40 --out result.json
+    python benchmarks/archive/threshold_probe.py REPO_DIR [REPO_DIR ...] --n 40 --out result.json
 """
 
 from __future__ import annotations

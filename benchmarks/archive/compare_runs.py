@@ -1,6 +1,6 @@
 """Compare two evaluation runs on the tasks they share (ES/EM of never and always).
 
-python benchmarks/compare_runs.py BASE/results.jsonl VARIANT/results.jsonl "psm" "spm"
+python benchmarks/archive/compare_runs.py BASE/results.jsonl VARIANT/results.jsonl "psm" "spm"
 """
 
 from __future__ import annotations
