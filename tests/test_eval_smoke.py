@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from models.files import MODELS
 from tests.conftest import TEST_MODEL
 
 
@@ -19,8 +20,11 @@ def test_eval_smoke_writes_a_complete_report(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert set(report["modes"]) >= {"never", "always"}
-    # Offline selective is scored at the model's own threshold (the 0.5B's calibrated 0.3).
-    assert report["meta"]["threshold"] == 0.3 and "selective (T=0.3)" in report["modes"]
+    # Offline selective is scored at the model's own calibrated threshold (the model table's).
+    threshold = MODELS[TEST_MODEL].confidence_threshold
+    assert threshold is not None
+    assert report["meta"]["threshold"] == threshold
+    assert f"selective (T={threshold})" in report["modes"]
     assert report["meta"]["n_tasks"] >= 4
     assert report["modes"]["always"]["all"]["retrieve_share"] > 0
     assert report["modes"]["never"]["all"]["retrieve_share"] == 0
