@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,13 @@ from watchdog.observers.api import BaseObserver
 
 from lsp_server.documents import IndexFeed, LspWorkspace
 from lsp_server.settings import SECTION, Settings, parse_settings
+from models.continuation import rest_of, text_continues, typed_since
 from models.engine import Cancelled, CompletionEngine, CompletionRequest, CompletionResult
 from models.files import MODELS, ModelFileError, PullProgress, is_installed, pull_default_model
 from models.generation import LlamaGenerator
 from models.record import DecisionRecord
 from models.remote import RemoteCompletions
+from models.scheduler import Job, Scheduler, Stopped
 from models.text_lines import position_from_client_units
 from models.typethrough import TypeThroughCache
 from retrieval.store import default_store_path
@@ -68,6 +70,19 @@ def load_llama_generators(settings: Settings, report: PullProgress) -> LoadedGen
 
     # Online serving runs a second pass at once: a second context of the model.
     return context(), context() if settings.completion.online else None
+
+
+# LSP's line breaks (models.text_lines): the line a cursor after some text is on.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, eq=False)
+class _LatestCursor:
+    """The newest request's cursor in a document (identity: which request it was)."""
+
+    seq: int
+    left: str
+    right: str
 
 
 @dataclass(frozen=True)
@@ -114,16 +129,19 @@ class RepoformerServer(LanguageServer):
         self._model_key: tuple[Path | None, str, int, int | None, bool, str] | None = None
         self.index_task: asyncio.Future[None] | None = None
         self.settings_read = asyncio.Event()
-        # One worker: the model runs one pass at a time; queued requests wait here, not on the loop.
-        self.model_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        # The one owner of the model's time: loading, requests, work ahead (models.scheduler).
+        self.scheduler = Scheduler()
+        self.engine: CompletionEngine | None = None  # one per model, index and remote server
+        self._engine_key: tuple[Any, ...] | None = None
         # Makes the generators for the settings. The fast test tier swaps in an instant,
         # deterministic one (tests/fast_server.py); it is not a user setting.
         self.load_generators: GeneratorLoader = load_llama_generators
         self.type_through = TypeThroughCache()
         self.index_feed = IndexFeed()  # didOpen/didChange/didClose reach the index off the loop
         # The newest inline-completion request per document: older ones are superseded
-        # (dropped before they start, stopped if they run).
-        self.latest_request: dict[str, int] = {}
+        # (dropped before they start; a run stops once the newest cursor does not continue
+        # its cursor).
+        self.latest_request: dict[str, _LatestCursor] = {}
         self._request_seq = 0
 
     # -- messages -----------------------------------------------------------------------------
@@ -211,8 +229,9 @@ class RepoformerServer(LanguageServer):
             progress.report_threadsafe(step, int(100 * done / total) if total else 0)
 
         try:
-            generator, parallel = await asyncio.get_running_loop().run_in_executor(
-                self.model_executor, self.load_generators, settings, report
+            self.scheduler.drop_background()  # work ahead for the old model
+            generator, parallel = await asyncio.wrap_future(
+                self.scheduler.call(lambda: self.load_generators(settings, report))
             )
             self.generator, self.parallel = generator, parallel
             outcome = "model ready"
@@ -298,7 +317,9 @@ class RepoformerServer(LanguageServer):
     # -- completion -------------------------------------------------------------------------------
 
     async def inline_completion(self, params: types.InlineCompletionParams) -> list[str]:
-        """Run one completion; returns [] or [text]. Logs the decision record."""
+        """Answer one request: from a suggestion the user is typing through, from the run
+        an earlier keystroke started on this line, or from a new run. Returns [] or [text];
+        every answer logs its decision record."""
         started = time.perf_counter()
         uri = params.text_document.uri
         doc = self._document(uri)
@@ -307,59 +328,167 @@ class RepoformerServer(LanguageServer):
         encoding = str(self.workspace.position_encoding or "utf-16")
         pos = params.position
         line, character = position_from_client_units(doc.source, pos.line, pos.character, encoding)
-        path = Path(to_fs_path(uri) or uri)
-        request = CompletionRequest(path, doc.source, line, character, uri)
+        request = CompletionRequest(Path(to_fs_path(uri) or uri), doc.source, line, character, uri)
         version = doc.version
-        self._request_seq += 1
-        seq = self.latest_request[uri] = self._request_seq
         left, right = request.split()
+        self._request_seq += 1
+        cursor = self.latest_request[uri] = _LatestCursor(self._request_seq, left, right)
         rest = self._type_through(request, left, right, started)
         if rest is not None:
             return [rest]
         if self.settings.debounce_ms:
             await asyncio.sleep(self.settings.debounce_ms / 1000)
-            if self.latest_request.get(uri) != seq:
+            if self.latest_request.get(uri) is not cursor:
                 return []  # a newer request for this document came during the pause
-
-        def superseded() -> bool:
-            """A newer request for this document, or a newer version of it (the answer
-            would be dropped as stale anyway)."""
-            if self.latest_request.get(uri) != seq:
-                return True
-            current = self.workspace.text_documents.get(uri)
-            return current is not None and current.version != version
-
         generator = await self._ready_generator()
         if generator is None:
             self._log_record(self._empty_record(request, self.model_error or "model not loaded"))
             return []
-        if superseded():
+        if self.latest_request.get(uri) is not cursor:
             return []
-        result = await self._run_engine(generator, request, superseded)
-        if result is None:
-            return []
-        record = result.record
-        stale = self.workspace.get_text_document(uri).version != version
-        if stale:
-            record["stale"] = True
-        self._log_record(record)
-        if stale or not result.text:
-            return []
-        self.type_through.store(uri, left, right, result.text)
-        return [result.text]
+        text = await self._answer(generator, request, cursor, started)
+        if not text or self.workspace.get_text_document(uri).version != version:
+            return []  # nothing to offer, or the document moved on: a newer request answers
+        return [text]
+
+    async def _answer(
+        self,
+        generator: LlamaGenerator,
+        request: CompletionRequest,
+        cursor: _LatestCursor,
+        started: float,
+    ) -> str | None:
+        """The suggestion for this cursor. A run started for an earlier cursor on this line
+        is waited for (not started over) when the user has only typed on since; its answer
+        serves when it starts with what was typed. Cancelling this request does not stop
+        that run: the next keystroke's request takes it over."""
+        job = self._job_this_continues(request.uri, cursor)
+        joined = job is not None
+        if job is None:
+            job = self._start_job(self._engine(generator), request, cursor)
+        try:
+            result = await asyncio.shield(asyncio.wrap_future(job.future))
+        except asyncio.CancelledError:
+            self._log_record(self._empty_record(request, "cancelled"))
+            raise  # pygls answers RequestCancelled; the run goes on for the next keystroke
+        except Exception:  # stopped, superseded or failed: the run's own record says why
+            return None
+        typed = cursor.left[len(job.tags["left"]) :]
+        rest = rest_of(result.text, typed)
+        if rest is None and joined and self.latest_request.get(request.uri) is cursor:
+            # The user typed past a run whose answer disagrees: a run for this cursor.
+            return await self._answer(generator, request, cursor, started)
+        if joined and rest:
+            hit = self._early_record(request, cache="in-flight", completion_chars=len(rest))
+            hit.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 1)
+            self._log_record(hit.as_dict())
+        return rest
+
+    def _job_this_continues(self, uri: str, cursor: _LatestCursor) -> Job | None:
+        """A queued or running foreground run whose cursor this one continues."""
+        for job in self.scheduler.foreground_jobs():
+            tags = job.tags
+            if tags.get("uri") != uri or job.done:
+                continue
+            if typed_since(cursor.left, cursor.right, tags["left"], tags["right"]) is not None:
+                return job
+        return None
+
+    def _start_job(
+        self, engine: CompletionEngine, request: CompletionRequest, cursor: _LatestCursor
+    ) -> Job:
+        """A foreground run for this cursor. It stops (at the next prefill piece or token)
+        once the document or the newest request no longer continues its cursor."""
+        uri, left, right = request.uri, cursor.left, cursor.right
+
+        def wanted() -> bool:
+            latest = self.latest_request.get(uri)
+            if latest is not None and typed_since(latest.left, latest.right, left, right) is None:
+                return False
+            doc = self.workspace.text_documents.get(uri)
+            return doc is None or text_continues(doc.source, left, right)
+
+        options = self.settings.completion
+        job = Job(
+            lambda should_stop: engine.complete(request, options, should_stop),
+            foreground=True,
+            wanted=wanted,
+            label="request",
+            tags={"uri": uri, "left": left, "right": right, "request": request},
+        )
+        self._when_done(job)
+        return self.scheduler.submit(job)
+
+    def _when_done(self, job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        job.future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._job_done, job))
+
+    def _job_done(self, job: Job) -> None:
+        """On the event loop, once a run ends: its record, the cache, the work ahead."""
+        tags, exc = job.tags, job.future.exception()
+        request: CompletionRequest = tags["request"]
+        work = None if job.foreground else job.label
+        if exc is None:
+            result: CompletionResult = job.future.result()
+            self._log_record({**result.record, **({"work": work} if work else {})})
+            origin = "request" if job.foreground else job.label
+            self.type_through.store(tags["uri"], tags["left"], tags["right"], result.text, origin)
+            self._work_ahead(request, tags["left"], tags["right"], result.text)
+            return
+        if isinstance(exc, Stopped | Cancelled):
+            if not job.foreground and not job.started:
+                return  # work ahead that never ran: nothing to tell
+            why = "preempted" if job.preempted else "superseded"
+            record = self._early_record(request, error=why, work=work)
+        else:
+            log.error("completion failed", exc_info=exc)
+            record = self._early_record(request, error=f"{type(exc).__name__}: {exc}", work=work)
+        self._log_record(record.as_dict())
+
+    def _work_ahead(self, request: CompletionRequest, left: str, right: str, text: str) -> None:
+        """The next line, computed in the background once a one-line suggestion is made:
+        if the user takes it (or types it) and presses Enter, the answer is waiting."""
+        if not self.settings.work_ahead or not text or "\n" in text or self.generator is None:
+            return
+        if right and not right.startswith(("\n", "\r")):
+            return  # text after the cursor would move to the next line: no guess
+        above = left + text + ("\r\n" if right.startswith("\r\n") else "\n")
+        if self.type_through.has(request.uri, above, right):
+            return
+        line = len(_LINE_BREAK.findall(above))
+        ahead = CompletionRequest(request.path, above + right, line, 0, request.uri)
+        uri, engine, options = request.uri, self._engine(self.generator), self.settings.completion
+
+        def wanted() -> bool:
+            doc = self.workspace.text_documents.get(uri)
+            return doc is not None and doc.source.startswith(left) and doc.source.endswith(right)
+
+        job = Job(
+            lambda should_stop: engine.complete(ahead, options, should_stop),
+            foreground=False,
+            wanted=wanted,
+            label="next line",
+            tags={"uri": uri, "left": above, "right": right, "request": ahead},
+        )
+        self._when_done(job)
+        self.scheduler.submit(job)
 
     def _type_through(
         self, request: CompletionRequest, left: str, right: str, started: float
     ) -> str | None:
-        """The rest of the previous suggestion when the user typed its start (logged)."""
+        """The rest of an earlier suggestion when the user typed its start (logged)."""
         if not self.settings.type_through:
             return None
-        rest = self.type_through.lookup(request.uri, left, right)
-        if rest is not None:
-            hit = self._early_record(request, cache="type-through", completion_chars=len(rest))
-            hit.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 1)
-            self._log_record(hit.as_dict())
-        return rest
+        hit = self.type_through.find(request.uri, left, right)
+        if hit is None:
+            return None
+        cache = "type-through" if hit.origin == "request" else hit.origin
+        record = self._early_record(request, cache=cache, completion_chars=len(hit.rest))
+        record.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 1)
+        self._log_record(record.as_dict())
+        if "\n" not in hit.rest:  # the user is on a line we guessed: guess the one after it
+            self._work_ahead(request, left, right, hit.rest)
+        return hit.rest
 
     async def _ready_generator(self) -> LlamaGenerator | None:
         """The loaded model, once ready (None when it failed to load)."""
@@ -372,41 +501,23 @@ class RepoformerServer(LanguageServer):
         await asyncio.shield(self.model_ready)
         return self.generator
 
-    async def _run_engine(
-        self,
-        generator: LlamaGenerator,
-        request: CompletionRequest,
-        superseded: Callable[[], bool],
-    ) -> CompletionResult | None:
-        """The engine on the model worker; None (after logging why) when it was superseded
-        or failed. A cancelled request re-raises, so pygls answers RequestCancelled."""
+    def _engine(self, generator: LlamaGenerator) -> CompletionEngine:
+        """The server's one engine: it lives as long as the model, the index and the remote
+        server it serves (its memory of the definitions used on a line goes with it)."""
         s = self.settings
-        remote = (
-            RemoteCompletions(s.remote_url, s.remote_model, s.remote_api_key, s.remote_timeout_s)
-            if s.remote_url
-            else None
-        )
-        engine = CompletionEngine(generator, self.index, remote, self.parallel)
-        cancelled = threading.Event()
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self.model_executor,
-                lambda: engine.complete(
-                    request, s.completion, lambda: cancelled.is_set() or superseded()
-                ),
-            )
-        except (asyncio.CancelledError, Cancelled):
-            cancelled.set()
-            why = "superseded" if superseded() else "cancelled"
-            self._log_record(self._empty_record(request, why))
-            if why == "superseded":
-                return None
-            raise
-        except Exception as exc:  # a remote server down, a prompt too long: no crash
-            log.exception("completion failed")
-            self._log_record(self._empty_record(request, f"{type(exc).__name__}: {exc}"))
-            return None
+        remote_key = (s.remote_url, s.remote_model, s.remote_api_key, s.remote_timeout_s)
+        key = (generator, self.index, self.parallel, remote_key)
+        old = self._engine_key
+        if (
+            self.engine is None
+            or old is None
+            or any(a is not b for a, b in zip(key[:3], old[:3], strict=True))
+            or key[3] != old[3]
+        ):
+            remote = RemoteCompletions(*remote_key) if s.remote_url else None
+            self.engine = CompletionEngine(generator, self.index, remote, self.parallel)
+            self._engine_key = key
+        return self.engine
 
     def _document(self, uri: str) -> Any:
         """The open document, else the file on disk; None (and one log line) when neither

@@ -47,6 +47,8 @@ class Settings:
     watch_files: bool = True
     debounce_ms: int = 50  # wait this long for a newer request before starting the model
     type_through: bool = True
+    # Compute the next line in the background once a one-line suggestion is made.
+    work_ahead: bool = True
 
 
 def _snake(name: str) -> str:
@@ -190,6 +192,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "context.layout": (_choice(*LAYOUTS), "completion.layout"),
     "completion.debounce_ms": (_int(0, 5000), "debounce_ms"),
     "completion.type_through": (_bool, "type_through"),
+    "completion.work_ahead": (_bool, "work_ahead"),
     "completion.online": (_bool, "completion.online"),
     "log.prompt_ids": (_bool, "completion.record_prompt_ids"),
     "completion.max_tokens_line": (_int(1, 512), "completion.max_tokens_line"),

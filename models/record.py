@@ -37,7 +37,11 @@ class DecisionRecord:
     decided_at: str | None = None  # "prefill" or "first line"
     online: str | None = None  # which pass online serving kept
     prompt_ids: list[int] | None = None  # log.promptIds
-    cache: str | None = None  # "type-through"
+    # Answered without a run of its own: "type-through" (an earlier suggestion the user is
+    # typing), "next line" (computed ahead when the line above was done), "in-flight" (the
+    # run an earlier keystroke started, still going when this request came).
+    cache: str | None = None
+    work: str | None = None  # background work ("next line"): not a request of the editor
     error: str | None = None  # cancelled, superseded, or why the model is unavailable
     stale: bool | None = None  # finished after its document changed: not shown
     # How many names the cursor needs resolved to a definition in another file (a decision
@@ -55,6 +59,7 @@ class DecisionRecord:
         "online",
         "prompt_ids",
         "cache",
+        "work",
         "error",
         "stale",
         "needed_resolved",

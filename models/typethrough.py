@@ -1,9 +1,11 @@
-"""Type-through: answer from the last suggestion while the user types what it says.
+"""Type-through: answer from an earlier suggestion while the user types what it says.
 
 If the editor showed "total = sum(x)" and the user types "tot", the answer for the new
-cursor is "al = sum(x)": no model call. One entry per document, anchored where the
-suggestion was made; it stays valid while the text after the cursor is unchanged and
-everything typed since is a prefix of the suggestion.
+cursor is "al = sum(x)": no model call. Entries are anchored where their suggestion was
+made, a few per document (the current line's suggestion and the next line's, computed
+ahead); one stays valid while the text after the cursor is unchanged and everything typed
+since its anchor is a prefix of its suggestion. The most specific entry (the longest
+anchor) answers.
 """
 
 from __future__ import annotations
@@ -11,36 +13,64 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+# Entries kept per document: a line's suggestion, the next line's, and a few older ones
+# the user may come back to.
+MAX_ENTRIES = 16
+
 
 @dataclass(frozen=True)
 class _Entry:
     left: str  # text before the cursor when the suggestion was made
     right: str  # text after it
     text: str  # the suggestion
+    origin: str  # what made it ("request", "next line", ...): for the decision record
+
+
+@dataclass(frozen=True)
+class Hit:
+    rest: str  # what is left of the suggestion after the typed text
+    origin: str
 
 
 class TypeThroughCache:
     def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, list[_Entry]] = {}
         self._lock = threading.Lock()
 
-    def store(self, key: str, left: str, right: str, text: str) -> None:
+    def store(self, key: str, left: str, right: str, text: str, origin: str = "request") -> None:
+        """Remember `text` as the suggestion at (left, right); an empty one forgets it."""
         with self._lock:
+            entries = [e for e in self._entries.get(key, []) if (e.left, e.right) != (left, right)]
             if text:
-                self._entries[key] = _Entry(left, right, text)
-            else:
-                self._entries.pop(key, None)
+                entries.append(_Entry(left, right, text, origin))
+            self._entries[key] = entries[-MAX_ENTRIES:]
+
+    def find(self, key: str, left: str, right: str) -> Hit | None:
+        """The rest of a cached suggestion for this cursor, with where it came from."""
+        with self._lock:
+            entries = list(self._entries.get(key, []))
+        best: _Entry | None = None
+        for entry in entries:
+            if right != entry.right or not left.startswith(entry.left):
+                continue
+            typed = left[len(entry.left) :]
+            if not entry.text.startswith(typed) or len(typed) >= len(entry.text):
+                continue
+            if best is None or len(entry.left) >= len(best.left):
+                best = entry
+        if best is None:
+            return None
+        return Hit(best.text[len(left) - len(best.left) :], best.origin)
 
     def lookup(self, key: str, left: str, right: str) -> str | None:
         """The rest of the cached suggestion for this cursor, or None."""
+        hit = self.find(key, left, right)
+        return None if hit is None else hit.rest
+
+    def has(self, key: str, left: str, right: str) -> bool:
+        """Whether a suggestion anchored exactly here is cached (work ahead skips it)."""
         with self._lock:
-            entry = self._entries.get(key)
-        if entry is None or right != entry.right or not left.startswith(entry.left):
-            return None
-        typed = left[len(entry.left) :]
-        if not entry.text.startswith(typed) or len(typed) >= len(entry.text):
-            return None
-        return entry.text[len(typed) :]
+            return any((e.left, e.right) == (left, right) for e in self._entries.get(key, []))
 
     def clear(self) -> None:
         with self._lock:

@@ -33,12 +33,15 @@ def init_params(root: Path, options: Any = None) -> types.InitializeParams:
     )
 
 
-def decisions(client: LanguageClient) -> list[dict[str, Any]]:
-    return [
+def decisions(client: LanguageClient, work: bool = False) -> list[dict[str, Any]]:
+    """The decision records of the editor's requests (`work`: also those of the server's
+    background work, such as the next line computed ahead)."""
+    records = [
         json.loads(m.message[len(DECISION_PREFIX) :])
         for m in client.log_messages
         if m.message.startswith(DECISION_PREFIX)
     ]
+    return [r for r in records if work or "work" not in r]
 
 
 async def wait_for_log(

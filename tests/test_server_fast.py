@@ -157,7 +157,7 @@ async def test_a_newer_request_supersedes_the_older(client: LanguageClient, work
     assert second is not None and second.items[0].insert_text == OUTPUT.strip()
 
 
-async def test_a_newer_document_version_stops_the_running_completion(
+async def test_an_edit_away_from_the_cursor_stops_the_running_completion(
     client: LanguageClient, workspace: Path
 ):
     await push_settings(
@@ -171,13 +171,109 @@ async def test_a_newer_document_version_stops_the_running_completion(
         client.text_document_inline_completion_async(inline_params(uri, 1, 11))
     )
     await asyncio.sleep(0.3)  # generating: about 1 s for the whole answer
-    change(client, uri, 2, text + "x")
+    change(client, uri, 2, "import os\n" + text)  # a line added above: not typing on
     result = await running
     assert result is not None and len(result.items) == 0
     record = await next_record(client, before)
     # Stopped as soon as the new version arrived, not run to the end and dropped as stale.
     assert record.get("error") == "superseded", record
     await push_settings(client, {"retrieval": {"mode": "never"}, "completion": {"debounceMs": 50}})
+
+
+async def test_typing_on_waits_for_the_running_completion_instead_of_starting_over(
+    client: LanguageClient, workspace: Path
+):
+    """Each keystroke asks again while the first request's run goes on: the newest
+    request gets its answer less what was typed, one model run for the three requests.
+    (With `$/cancelRequest` in between: tests/test_server_typing.py.)"""
+    await push_settings(client, {"retrieval": {"mode": "never"}, "completion": {"debounceMs": 0}})
+    text = "def t(x):\n    return "
+    uri = open_doc(client, workspace / "fast_typing.py", text)
+    before = len(decisions(client))
+    first = asyncio.ensure_future(
+        client.text_document_inline_completion_async(inline_params(uri, 1, 11))
+    )
+    requests = [first]
+    for version, typed in enumerate(["v", "va"], start=2):
+        await asyncio.sleep(0.2)  # within the run (about 1 s)
+        change(client, uri, version, text + typed)
+        requests.append(
+            asyncio.ensure_future(
+                client.text_document_inline_completion_async(inline_params(uri, 1, 11 + len(typed)))
+            )
+        )
+    last = await requests[-1]
+    assert last is not None and last.items[0].insert_text == OUTPUT.strip()[2:]
+    await asyncio.sleep(0.2)
+    records = decisions(client)[before:]
+    runs = [r for r in records if "error" not in r and "cache" not in r]
+    assert len(runs) == 1 and runs[0]["character"] == 11, records
+    assert any(r.get("cache") == "in-flight" for r in records), records
+    assert not any(r.get("error") == "superseded" for r in records), records
+
+
+async def test_the_next_line_is_computed_ahead_and_answers_after_enter(
+    client: LanguageClient, workspace: Path
+):
+    await push_settings(client, {"retrieval": {"mode": "never"}, "completion": {"debounceMs": 0}})
+    text = "def n(x):\n    "
+    uri = open_doc(client, workspace / "fast_next.py", text)
+    before = len(decisions(client, work=True))
+    shown = await client.text_document_inline_completion_async(inline_params(uri, 1, 4))
+    assert shown is not None and shown.items[0].insert_text == OUTPUT.strip()
+    # The work ahead runs once the suggestion is made: the line after it.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        ahead = [r for r in decisions(client, work=True)[before:] if r.get("work")]
+        if ahead and "error" not in ahead[0]:
+            break
+        await asyncio.sleep(0.05)
+    assert ahead and ahead[0]["work"] == "next line" and ahead[0]["line"] == 2, ahead
+    # The user accepts and presses Enter: answered from the cache. (The test generator does
+    # not indent the lines it writes, so the test's editor does not indent either.)
+    change(client, uri, 2, text + OUTPUT.strip() + "\n")
+    before = len(decisions(client))
+    after_enter = await client.text_document_inline_completion_async(inline_params(uri, 2, 0))
+    assert after_enter is not None and after_enter.items[0].insert_text == OUTPUT.strip()
+    assert decisions(client)[before]["cache"] == "next line"
+
+
+async def test_the_engine_outlives_requests_so_the_prompt_start_stays_while_typing(
+    client: LanguageClient, workspace: Path
+):
+    """The definitions a line used keep their order while the user types on it (the
+    engine's LineMemory): the prompt before the typed code, and its KV cache, stay."""
+    await push_settings(
+        client,
+        {
+            "retrieval": {"mode": "always", "sources": "both"},
+            "completion": {"debounceMs": 0, "typeThrough": False, "workAhead": False},
+            "log": {"promptIds": True},
+        },
+    )
+    head = (
+        "from pathlib import Path\n\nfrom inventory.storage import load_items, save_items\n\n\n"
+        "def refill(path: Path) -> None:\n    save_items("
+    )
+    uri = open_doc(client, workspace / "inventory" / "refill.py", head + ")\n")
+    records = []
+    for version, typed in enumerate(["", "path, ", "path, load_items("], start=1):
+        if version > 1:
+            change(client, uri, version, head + typed + ")\n")
+        before = len(decisions(client))
+        await client.text_document_inline_completion_async(
+            inline_params(uri, 6, len("    save_items(" + typed))
+        )
+        records.append(await next_record(client, before))
+    names = [[d["name"] for d in r["definitions"]] for r in records]
+    assert names[0][0] == "save_items" and "load_items" in names[2], names
+    # load_items became the innermost callee, but save_items keeps its place at the front.
+    assert names[2][0] == "save_items", names
+    middle = 1_000_002  # <|fim_middle|> of the test tokenizer (tests/fakes.py)
+    starts = {tuple(r["prompt_ids"][: r["prompt_ids"].index(middle)]) for r in records}
+    assert len(starts) == 1
+    await push_settings(client, {"retrieval": {"mode": "never"}})
 
 
 async def test_settings_changes_apply_to_the_next_request(client: LanguageClient, workspace: Path):

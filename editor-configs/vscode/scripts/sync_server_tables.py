@@ -105,6 +105,8 @@ DESCRIPTIONS: dict[str, str] = {
     "context.layout": "psm: prefix, suffix, middle; spm: suffix first (cheaper while typing).",
     "completion.debounce_ms": "Wait this long (ms) for a newer request before running the model.",
     "completion.type_through": "Answer from the previous suggestion while you type it.",
+    "completion.work_ahead": "Compute the next line in the background once a one-line "
+    "suggestion is shown, so it is ready when you press Enter.",
     "completion.online": "Selective mode's online serving: the pass with cross-file context "
     "starts together with the one without, on a second context of the model.",
     "log.prompt_ids": "Put the prompt's token ids into each decision record (benchmarks).",
