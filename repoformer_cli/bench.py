@@ -1,4 +1,4 @@
-"""The measuring verbs: eval and bench (latency, index, memorization, stress)."""
+"""The measuring verbs: eval and bench (latency, index, memorization, stress, typing)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from evaluation.typing_bench import add_typing_parser
 from models.crossfile import SOURCES
 from models.engine import QUERIES
 from models.files import DEFAULT_MODEL_NAME, MODELS, pull_base_model, pull_default_model
@@ -126,6 +127,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_bench_index(bench_sub)
     _add_bench_memorization(bench_sub)
     _add_bench_stress(bench_sub)
+    add_typing_parser(bench_sub)  # evaluation/typing_bench.py
 
 
 def _add_eval_run_options(ev: argparse.ArgumentParser) -> None:
