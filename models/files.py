@@ -69,7 +69,8 @@ MODELS: dict[str, PackagedModel] = {
         # the best selective ES on the 759 training-project rows (cv.json of
         # benchmarks/results/retrieve-head-1.5b/2026-12-05-8c34393476/). Held out (858
         # tasks): ES +0.42 over always, but it retrieves on 69% and, deciding after the
-        # first line, waits longer than always; 0.3 or 0.4 retrieve far less often (README).
+        # first line, waits longer than always; 0.3 or 0.4 retrieve far less often
+        # (docs/results.md, Known limits).
         confidence_threshold=0.07348,
     ),
 }

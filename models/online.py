@@ -1,6 +1,7 @@
 """The paper's online serving (`completion.online`): the pass with cross-file context
 starts together with the one without, on a second llama context of the same model, and
-the decision keeps one of them. Measured not to pay off on 2 cores (README, Limits)."""
+the decision keeps one of them. Measured not to pay off on 2 cores (docs/results.md, Known
+limits)."""
 
 from __future__ import annotations
 
