@@ -400,13 +400,16 @@ class RepoformerServer(LanguageServer):
         """A foreground run for this cursor. It stops (at the next prefill piece or token)
         once the document or the newest request no longer continues its cursor."""
         uri, left, right = request.uri, cursor.left, cursor.right
+        was_open = uri in self.workspace.text_documents
 
         def wanted() -> bool:
             latest = self.latest_request.get(uri)
             if latest is not None and typed_since(latest.left, latest.right, left, right) is None:
                 return False
             doc = self.workspace.text_documents.get(uri)
-            return doc is None or text_continues(doc.source, left, right)
+            if doc is None:  # closed since (the user left it), or never open (read from disk)
+                return not was_open
+            return text_continues(doc.source, left, right)
 
         options = self.settings.completion
         job = Job(
