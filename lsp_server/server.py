@@ -467,7 +467,7 @@ class RepoformerServer(LanguageServer):
             return doc is not None and doc.source.startswith(left) and doc.source.endswith(right)
 
         job = Job(
-            lambda should_stop: engine.complete(ahead, options, should_stop),
+            lambda should_stop: engine.complete(ahead, options, should_stop, background=True),
             foreground=False,
             wanted=wanted,
             label="next line",

@@ -241,14 +241,19 @@ class CompletionEngine:
         self.remote = remote
         self.parallel = parallel
         self.line_memory = LineMemory()
+        self._side = False  # the request being served is background work (complete())
 
     def complete(
         self,
         request: CompletionRequest,
         options: CompletionOptions,
         is_cancelled: Callable[[], bool] = lambda: False,
+        background: bool = False,
     ) -> CompletionResult:
+        """`background`: work ahead of the user; its passes keep the cache of the last
+        foreground prompt (models.generation's SLOT) instead of overwriting it."""
         started = time.perf_counter()
+        self._side = background
         if is_cancelled():  # superseded while it waited for the model: no work at all
             raise Cancelled()
         cursor = Cursor.of(request, options)
@@ -344,6 +349,7 @@ class CompletionEngine:
                 is_cancelled,
                 on_prefill=lambda logits: decided(decider.at_prefill(logits)),
                 on_first_line=lambda logprobs: decided(decider.at_first_line(logprobs)),
+                side=self._side,
             )
         except BaseException:
             if race is not None:
@@ -361,7 +367,8 @@ class CompletionEngine:
         timings.add_pass(result)  # retrieving (or generating remotely): it only decided
         if decider.chunks:
             prompt = self.prompt(request, context, options, decider.chunks)
-        return _Outcome(self._final(prompt, cursor, is_cancelled), prompt)
+        # The no-context prompt's cache stays for the next keystroke (SLOT).
+        return _Outcome(self._final(prompt, cursor, is_cancelled, side=True), prompt)
 
     def _start_race(
         self,
@@ -387,11 +394,18 @@ class CompletionEngine:
             is_cancelled,
         )
 
-    def _final(self, prompt: Prompt, cursor: Cursor, is_cancelled: Callable[[], bool]) -> Pass:
-        """The final generation: in-process, or on the remote server when there is one."""
+    def _final(
+        self,
+        prompt: Prompt,
+        cursor: Cursor,
+        is_cancelled: Callable[[], bool],
+        side: bool = False,
+    ) -> Pass:
+        """The final generation: in-process, or on the remote server when there is one.
+        `side`: a second pass (with cross-file context) that keeps the first one's cache."""
         shape, max_tokens = cursor.shape, cursor.max_tokens
         if self.remote is None:
-            return self._run(prompt, shape, max_tokens, is_cancelled)
+            return self._run(prompt, shape, max_tokens, is_cancelled, side=side or self._side)
         if is_cancelled():
             raise Cancelled()
         stop = ["<|file_sep|>", "<|endoftext|>", "<|fim_pad|>", "<|repo_name|>"]
@@ -547,6 +561,7 @@ class CompletionEngine:
         on_prefill: Callable[[np.ndarray], bool] | None = None,
         on_first_line: Callable[[list[float]], bool] | None = None,
         generator: LlamaGenerator | None = None,
+        side: bool = False,
     ) -> Pass:
         """Greedy generation until a stop rule; either hook may abandon the pass.
         `generator`: another context of the model (online serving's second pass)."""
@@ -572,7 +587,14 @@ class CompletionEngine:
         # The decision reads the logits at <|fim_middle|>, where the token was trained, even
         # when typed code follows it.
         steps = g.greedy(
-            prompt.tokens, budget, stats, hook, is_cancelled, prompt.decision_index, prompt.heal
+            prompt.tokens,
+            budget,
+            stats,
+            hook,
+            is_cancelled,
+            prompt.decision_index,
+            prompt.heal,
+            side=side,
         )
         healing = prompt.heal  # the typed text the first token repeats: not part of the answer
         for step in steps:

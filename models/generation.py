@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 # Tokens prefilled between two checks for cancellation (about 0.6 s on 2 CPU cores).
 PREFILL_PIECE = 64
 
+# The KV cache's sequences: 0 is the prompt being worked on; PARK holds moved runs during a
+# prefill (reuse_moved) and is scratch space for a swap; SLOT keeps the cache of the last
+# foreground prompt while work on the side (a background pass, the pass with cross-file
+# context) overwrites sequence 0, so the next keystroke does not prefill it again.
+PARK, SLOT = 1, 2
+
 # "all" is for benchmarks/moved_cache.py only: on 61 lines written one after another it
 # cost 35 ES (benchmarks/results/moved-cache/2026-12-03-a12df73476/).
 REUSE_MOVED = ("off", "left", "all")
@@ -182,7 +188,8 @@ class LlamaGenerator:
             # instead stalled the server's I/O under pytest-lsp: don't.)
             self.llm = llama_cpp.Llama(
                 model_path=str(path),
-                n_ctx=n_ctx,
+                # Room for two prompts: sequence 0 and the spare SLOT share these cells.
+                n_ctx=2 * n_ctx,
                 n_batch=512,
                 n_threads=threads,
                 n_threads_batch=batch_threads,
@@ -200,6 +207,9 @@ class LlamaGenerator:
                 f"llama.cpp could not load {path} ({exc}); the file may be truncated or not a "
                 "supported GGUF model: re-download it or point repoformer.model.path elsewhere"
             ) from exc
+        # The spare sequence (SLOT) and its tokens; None: no spare (the context has one).
+        self._slot_tokens: list[int] | None = [] if self._with_sequences() else None
+        self._active_is_side = False  # sequence 0 holds work on the side
         if reuse_moved != "off" and not self._allow_moves():
             reuse_moved = "off"
         self.reuse_moved = reuse_moved
@@ -236,27 +246,71 @@ class LlamaGenerator:
         self._vocab_sorted: list[bytes] | None = None
         self._vocab_ids = np.zeros(0, dtype=np.int64)
 
-    def _allow_moves(self) -> bool:
-        """A context with a second sequence, where moved runs wait while the text before
-        them is prefilled: llama.cpp accepts a sequence's new tokens only right after its
-        last cached position. Unified, so both sequences share the one cache of n_ctx."""
-        import llama_cpp
+    def _with_sequences(self) -> bool:
+        """A context with three sequences (0, PARK, SLOT) sharing one unified cache:
+        llama.cpp accepts a sequence's new tokens only right after its last cached position,
+        so moved runs wait in PARK, and SLOT keeps another prompt's cache."""
         from llama_cpp import _internals
 
         params = self.llm.context_params
-        params.n_seq_max, params.kv_unified = 2, True
+        params.n_seq_max, params.kv_unified = 3, True
         try:
             context = _internals.LlamaContext(model=self.llm._model, params=params, verbose=False)
         except ValueError as exc:
-            log.warning("not reusing moved prompt parts: %s", exc)
-            return False
-        if not llama_cpp.llama_memory_can_shift(context.memory):
-            context.close()
-            log.warning("not reusing moved prompt parts: this model's cache cannot shift")
+            log.warning("one prompt cached at a time: %s", exc)
             return False
         self.llm._ctx.close()
         self.llm._ctx = context
         return True
+
+    def _allow_moves(self) -> bool:
+        """Moved runs need the PARK sequence and a cache that can shift positions."""
+        import llama_cpp
+
+        if self._slot_tokens is None:
+            log.warning("not reusing moved prompt parts: no second sequence")
+            return False
+        if not llama_cpp.llama_memory_can_shift(self.llm._ctx.memory):
+            log.warning("not reusing moved prompt parts: this model's cache cannot shift")
+            return False
+        return True
+
+    def _choose_sequence(self, prompt: list[int], side: bool) -> None:
+        """Before a prefill: work on whichever cached prompt (sequence 0 or SLOT) shares
+        the longer start with `prompt`, swapping them if SLOT's does; before work on the
+        side, keep a foreground prompt's cache in SLOT."""
+        if self._slot_tokens is None:
+            return
+        llm = self.llm
+        active = llm.input_ids[: llm.n_tokens].tolist()
+        if _common_prefix(self._slot_tokens, prompt) > _common_prefix(active, prompt):
+            self._swap(active)
+        elif side and not self._active_is_side and active:
+            import llama_cpp
+
+            memory = llm._ctx.memory
+            llama_cpp.llama_memory_seq_rm(memory, SLOT, -1, -1)
+            llama_cpp.llama_memory_seq_cp(memory, 0, SLOT, -1, -1)
+            self._slot_tokens = active
+        self._active_is_side = side
+
+    def _swap(self, active: list[int]) -> None:
+        """Sequence 0 and SLOT trade places (their cells are shared, nothing is copied)."""
+        import llama_cpp
+
+        assert self._slot_tokens is not None
+        memory, llm = self.llm._ctx.memory, self.llm
+        llama_cpp.llama_memory_seq_rm(memory, PARK, -1, -1)
+        llama_cpp.llama_memory_seq_cp(memory, 0, PARK, -1, -1)
+        llama_cpp.llama_memory_seq_rm(memory, 0, -1, -1)
+        llama_cpp.llama_memory_seq_cp(memory, SLOT, 0, -1, -1)
+        llama_cpp.llama_memory_seq_rm(memory, SLOT, -1, -1)
+        llama_cpp.llama_memory_seq_cp(memory, PARK, SLOT, -1, -1)
+        llama_cpp.llama_memory_seq_rm(memory, PARK, -1, -1)
+        restored, self._slot_tokens = self._slot_tokens, active
+        llm.input_ids[: len(restored)] = restored
+        llm.n_tokens = len(restored)
+        self._active_is_side = not self._active_is_side
 
     def set_threads(self, n: int | None = None) -> None:
         """Threads for the following evaluations (None: back to the configured number).
@@ -430,25 +484,25 @@ class LlamaGenerator:
 
         memory = self.llm._ctx.memory
         for was, _, n in runs:
-            llama_cpp.llama_memory_seq_cp(memory, 0, 1, was, was + n)
+            llama_cpp.llama_memory_seq_cp(memory, 0, PARK, was, was + n)
         llama_cpp.llama_memory_seq_rm(memory, 0, common, -1)
         back = [r for r in runs if r[1] < r[0]]
         forward = [r for r in reversed(runs) if r[1] > r[0]]
         for was, at, n in back + forward:
-            llama_cpp.llama_memory_seq_add(memory, 1, was, was + n, at - was)
+            llama_cpp.llama_memory_seq_add(memory, PARK, was, was + n, at - was)
 
     def _place(self, prompt: list[int], start: int, end: int) -> None:
         """A moved run, waiting in sequence 1, becomes the prompt's tokens start..end."""
         import llama_cpp
 
-        llama_cpp.llama_memory_seq_cp(self.llm._ctx.memory, 1, 0, start, end)
+        llama_cpp.llama_memory_seq_cp(self.llm._ctx.memory, PARK, 0, start, end)
         self.llm.input_ids[start:end] = prompt[start:end]
         self.llm.n_tokens = end
 
     def _unpark(self) -> None:
         import llama_cpp
 
-        llama_cpp.llama_memory_seq_rm(self.llm._ctx.memory, 1, -1, -1)
+        llama_cpp.llama_memory_seq_rm(self.llm._ctx.memory, PARK, -1, -1)
 
     def _decode(self, tokens: list[int]) -> None:
         """`Llama.eval` without its first step, which clears every sequence after the
@@ -469,6 +523,7 @@ class LlamaGenerator:
         should_stop: Callable[[], bool] = lambda: False,
         decision_at: int | None = None,
         heal: bytes = b"",
+        side: bool = False,
     ) -> Iterator[Step]:
         """Yield greedy tokens after `prompt`, reusing the cached common prefix.
 
@@ -481,6 +536,8 @@ class LlamaGenerator:
         prompt with the same tokens up to there, whose prefill then skips them.
         `heal`: token healing. The prompt's last token was taken back, and the first token
         generated must start with its bytes (`Step.text` then starts with them too).
+        `side`: work on the side (background work, the pass with cross-file context): the
+        last foreground prompt's cache is kept for the next keystroke (`SLOT`).
         The caller must hold `self.lock` for the whole iteration.
         """
         if len(prompt) + max_tokens > self.n_ctx:
@@ -488,11 +545,11 @@ class LlamaGenerator:
         started = time.perf_counter()
         stats.threads = self.adapt_threads()
         decision_at = decision_at if on_prefill is not None else None
+        self._choose_sequence(prompt, side)
         done, decision_logits = self._prefill(prompt, stats, decision_at, should_stop)
         stats.prefill_ms = (time.perf_counter() - started) * 1000
         if not done:
             return
-        llm = self.llm
         gen_started = time.perf_counter()
         try:
             at_decision = decision_logits if decision_logits is not None else self._last_logits()
@@ -515,9 +572,17 @@ class LlamaGenerator:
                 )
                 if token in self.stop_tokens:
                     return
-                llm.eval([token])
+                self._decode([token])  # not llm.eval: it would clear SLOT's later cells
         finally:
             stats.generation_ms = (time.perf_counter() - gen_started) * 1000
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 def moved_runs(

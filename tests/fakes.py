@@ -45,6 +45,7 @@ class FakeGenerator(CharTokenizer):
         should_stop=lambda: False,
         decision_at=None,
         heal=b"",
+        side=False,
     ):
         import numpy as np
 
@@ -90,6 +91,7 @@ class InstantGenerator(FakeGenerator):
         should_stop=lambda: False,
         decision_at=None,
         heal=b"",
+        side=False,
     ):
         import time
 

@@ -67,3 +67,28 @@ def test_token_healing_constrains_the_first_token_and_the_answer_omits_it():
     )
     # The typed "(" is not repeated in the answer, and the answer continues the call.
     assert not healed.text.startswith("(") and healed.text.strip(), healed.text
+
+
+def _prefill(g: LlamaGenerator, prompt: list[int], side: bool = False):
+    from models.generation import PassStats
+
+    stats = PassStats()
+    with g.lock:
+        list(g.greedy(prompt, 1, stats, lambda _logits: True, side=side))
+    return stats
+
+
+def test_work_on_the_side_keeps_the_foreground_prompt_cached():
+    """A background pass (or the pass with cross-file context) runs in sequence 0 while
+    the last foreground prompt waits in SLOT: the next keystroke reuses all of it, and the
+    side work's own cache is kept in turn for the prompt that continues it."""
+    g = LlamaGenerator(pull_base_model(name=TEST_MODEL))
+    fim = [g.token_id("<|fim_prefix|>")]
+    here = fim + g.tokenize("def area(radius):\n    return 3.14 * radius ** 2\n\n\ndef main(")
+    other = fim + g.tokenize("import os\n\n\ndef home():\n    return os.environ['HOME']\n")
+    _prefill(g, here)
+    assert _prefill(g, other, side=True).reused_tokens <= 1
+    keystroke = here + g.tokenize("args")
+    assert _prefill(g, keystroke).reused_tokens >= len(here) - 1
+    # The side work's cache was kept in SLOT too.
+    assert _prefill(g, other + g.tokenize("\n"), side=True).reused_tokens >= len(other) - 1
