@@ -66,6 +66,8 @@ def load_llama_generators(settings: Settings, report: PullProgress) -> LoadedGen
         )
         if settings.completion.budget.token_healing:
             generator.read_vocabulary()  # here, not in the first completion (about 0.4 s)
+        if settings.completion.latency_budget_ms:
+            generator.measure_prefill_rate()  # prompts are sized for this machine from the start
         return generator
 
     # Online serving runs a second pass at once: a second context of the model.
@@ -235,8 +237,12 @@ class RepoformerServer(LanguageServer):
             )
             self.generator, self.parallel = generator, parallel
             outcome = "model ready"
+            rate = (
+                f", prefill {generator.prefill_rate:.0f} tokens/s" if generator.prefill_rate else ""
+            )
             self.log(
-                f"repoformer model loaded: {generator.path} in {generator.load_seconds:.2f}s",
+                f"repoformer model loaded: {generator.path} in {generator.load_seconds:.2f}s"
+                + rate_text,
                 types.MessageType.Info,
             )
         except Exception as exc:  # not only ModelFileError: any failure leaves a usable server

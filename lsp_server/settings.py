@@ -193,6 +193,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "completion.debounce_ms": (_int(0, 5000), "debounce_ms"),
     "completion.type_through": (_bool, "type_through"),
     "completion.work_ahead": (_bool, "work_ahead"),
+    "completion.latency_budget_ms": (_int(0, 600_000), "completion.latency_budget_ms"),
     "completion.online": (_bool, "completion.online"),
     "log.prompt_ids": (_bool, "completion.record_prompt_ids"),
     "completion.max_tokens_line": (_int(1, 512), "completion.max_tokens_line"),

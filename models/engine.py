@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,6 +84,11 @@ class CompletionOptions:
     # The paper's online serving: the pass with cross-file context starts together with the
     # one without (on a second llama context); the decision keeps one and stops the other.
     online: bool = False
+    # Size the prompt so that what is not yet in the KV cache prefills within this time at
+    # the measured prefill rate (0: always the full budgets). At a new place on a small
+    # machine that is a short prompt, and the answer comes while the user still needs it;
+    # where the cache already holds the start, the full prompt costs nothing more.
+    latency_budget_ms: int = 1000
     capture_decision_logits: bool = False  # for the training pipeline
     record_prompt_ids: bool = False  # put the final prompt's tokens in the record (benchmarks)
 
@@ -119,6 +124,28 @@ def retrieval_query(left: str, n_lines: int) -> str:
     holds them) stay the same while the user types on one line."""
     lines = [ln for ln in left.split("\n")[:-1] if ln.strip()]
     return "\n".join(lines[-n_lines:])
+
+
+def first_line(text: str) -> str | None:
+    """`text` up to the end of its first line with code, once that line is complete."""
+    start = len(text) - len(text.lstrip())
+    end = text.find("\n", start)
+    return None if end < 0 else text[:end]
+
+
+def budget_step(full: PromptBudget, step: int) -> PromptBudget:
+    """The budget `step` steps below `full`: the left and cross-file context halved each
+    step, the right context quartered first (the text after the cursor matters less, and
+    Continue keeps it to a fifth of the prompt)."""
+    if step == 0:
+        return full
+    return replace(
+        full,
+        left_tokens=max(32, full.left_tokens >> step),
+        right_tokens=max(16, full.right_tokens >> (step + 1)),
+        cfc_tokens=full.cfc_tokens >> step,
+        definition_tokens=full.definition_tokens >> step,
+    )
 
 
 @dataclass
@@ -242,6 +269,7 @@ class CompletionEngine:
         self.parallel = parallel
         self.line_memory = LineMemory()
         self._side = False  # the request being served is background work (complete())
+        self._late: float | None = None  # see complete()
 
     def complete(
         self,
@@ -254,11 +282,15 @@ class CompletionEngine:
         foreground prompt (models.generation's SLOT) instead of overwriting it."""
         started = time.perf_counter()
         self._side = background
+        # A multi-line answer still generating after this stops at its first line.
+        budget_s = options.latency_budget_ms / 1000
+        self._late = started + budget_s if budget_s and not background else None
         if is_cancelled():  # superseded while it waited for the model: no work at all
             raise Cancelled()
         cursor = Cursor.of(request, options)
         timings = _Timings()
         retrieve = _Retrieval(self, request, cursor, options, timings)
+        options = replace(options, budget=self.fit_budget(request, cursor, options, retrieve))
         context = fim_context(self.generator, cursor.left, cursor.right, options.budget)
         policy, threshold = self.policy(options)
         decider = Decider(
@@ -294,6 +326,30 @@ class CompletionEngine:
             request, options, decider, cursor, outcome, timings, started, text, retrieve
         )
         return CompletionResult(text, record.as_dict(), decider.logits)
+
+    def fit_budget(
+        self,
+        request: CompletionRequest,
+        cursor: Cursor,
+        options: CompletionOptions,
+        retrieve: _Retrieval,
+    ) -> PromptBudget:
+        """The largest of the configured budgets and its smaller steps (1/2, 1/4, 1/8 of
+        the left and cross-file context, 1/4, 1/8, 1/16 of the right) whose prompt
+        prefills within `latency_budget_ms`, counting only what the KV cache lacks."""
+        full, rate = options.budget, self.generator.prefill_rate
+        if not options.latency_budget_ms or not rate or self.remote is not None:
+            return full
+        affordable = rate * options.latency_budget_ms / 1000
+        crossfile = retrieve() if options.mode == "always" else NO_CONTEXT
+        candidate = full
+        for step in range(4):
+            candidate = budget_step(full, step)
+            context = fim_context(self.generator, cursor.left, cursor.right, candidate)
+            tokens = self.prompt(request, context, replace(options, budget=candidate), crossfile)
+            if self.generator.uncached_tokens(tokens.tokens) <= affordable:
+                break
+        return candidate
 
     def policy(self, options: CompletionOptions) -> tuple[str, float]:
         """The policy that decides (`auto` resolved for this model) and its threshold."""
@@ -620,6 +676,11 @@ class CompletionEngine:
             cut = shape.cut(text, finished=False)
             if cut is not None:
                 break
+            if shape.multiline and self._late is not None and time.perf_counter() > self._late:
+                first = first_line(text)
+                if first is not None:  # late: the first line now, the next from work ahead
+                    cut = shape.cut(first, finished=True)
+                    break
         if is_cancelled():
             raise Cancelled()  # stopped during the prefill
         if abandoned_at_prefill:

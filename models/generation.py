@@ -214,6 +214,9 @@ class LlamaGenerator:
             reuse_moved = "off"
         self.reuse_moved = reuse_moved
         self.load_seconds = time.perf_counter() - started
+        # Prompt tokens a second this machine prefills (measured below, then followed as
+        # passes run): what `latency_budget_ms` sizes prompts with.
+        self.prefill_rate = 0.0
         self.n_ctx = n_ctx
         self.n_threads = self.llm.context_params.n_threads
         self.n_vocab = self.llm.n_vocab()
@@ -311,6 +314,35 @@ class LlamaGenerator:
         llm.input_ids[: len(restored)] = restored
         llm.n_tokens = len(restored)
         self._active_is_side = not self._active_is_side
+
+    def measure_prefill_rate(self) -> float:
+        """Prefill one piece of a fixed text and time it (at load: before any request, so
+        the first prompt is already sized for this machine)."""
+        text = "def measure(values):\n    total = 0\n    for v in values:\n        total += v\n"
+        tokens = (self.tokenize(text * 8) or [0])[:PREFILL_PIECE]
+        stats = PassStats()
+        with self.lock:
+            self.llm.n_tokens = 0
+            list(self.greedy(tokens, 1, stats, lambda _logits: True))
+            self.llm.n_tokens = 0  # nothing of it is worth keeping
+        return self.prefill_rate
+
+    def _follow_rate(self, stats: PassStats) -> None:
+        """Update the prefill rate from a pass that prefilled enough to tell."""
+        fresh = stats.prompt_tokens - stats.reused_tokens
+        if fresh < 32 or stats.prefill_ms <= 0:
+            return
+        rate = fresh / (stats.prefill_ms / 1000)
+        self.prefill_rate = rate if not self.prefill_rate else 0.7 * self.prefill_rate + 0.3 * rate
+
+    def uncached_tokens(self, prompt: list[int]) -> int:
+        """How many of `prompt`'s tokens a pass would prefill now: those after the longest
+        start it shares with a cached prompt (sequence 0 or SLOT)."""
+        llm = self.llm
+        cached = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prompt)
+        if self._slot_tokens:
+            cached = max(cached, _common_prefix(self._slot_tokens, prompt))
+        return len(prompt) - min(cached, len(prompt) - 1)
 
     def set_threads(self, n: int | None = None) -> None:
         """Threads for the following evaluations (None: back to the configured number).
@@ -548,6 +580,7 @@ class LlamaGenerator:
         self._choose_sequence(prompt, side)
         done, decision_logits = self._prefill(prompt, stats, decision_at, should_stop)
         stats.prefill_ms = (time.perf_counter() - started) * 1000
+        self._follow_rate(stats)
         if not done:
             return
         gen_started = time.perf_counter()

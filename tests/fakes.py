@@ -35,6 +35,7 @@ class FakeGenerator(CharTokenizer):
         self.stop_tokens = {0}
         self.retrieve_head = None
         self.confidence_threshold = None
+        self.prefill_rate = 0.0  # unmeasured: prompts keep their full budgets
 
     def greedy(
         self,

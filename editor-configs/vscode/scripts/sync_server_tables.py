@@ -105,6 +105,9 @@ DESCRIPTIONS: dict[str, str] = {
     "context.layout": "psm: prefix, suffix, middle; spm: suffix first (cheaper while typing).",
     "completion.debounce_ms": "Wait this long (ms) for a newer request before running the model.",
     "completion.type_through": "Answer from the previous suggestion while you type it.",
+    "completion.latency_budget_ms": "Size the prompt so that the part not yet cached "
+    "prefills within this time (ms) at the prefill rate measured at load; 0: always the "
+    "full context budgets.",
     "completion.work_ahead": "Compute the next line in the background once a one-line "
     "suggestion is shown, so it is ready when you press Enter.",
     "completion.online": "Selective mode's online serving: the pass with cross-file context "
