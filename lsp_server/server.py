@@ -237,9 +237,8 @@ class RepoformerServer(LanguageServer):
             )
             self.generator, self.parallel = generator, parallel
             outcome = "model ready"
-            rate = (
-                f", prefill {generator.prefill_rate:.0f} tokens/s" if generator.prefill_rate else ""
-            )
+            rate = generator.prefill_rate
+            rate_text = f", prefill {rate:.0f} tokens/s" if rate else ""
             self.log(
                 f"repoformer model loaded: {generator.path} in {generator.load_seconds:.2f}s"
                 + rate_text,
