@@ -118,8 +118,15 @@ def run_eval(
             commit_file.write_text(" ".join([*known, commit]) + "\n")
         generator = LlamaGenerator(model_path, n_threads=n_threads)
         policy = LlamaGenerator(policy_model) if policy_model else None
+        # The offline selective rows are scored by the confidence of the never pass's first
+        # line, so the live check decides the same way (not by the default policy).
         base = CompletionOptions(
-            threshold=threshold, layout=layout, query=query, cfc_format=cfc_format, sources=sources
+            policy="confidence",
+            threshold=threshold,
+            layout=layout,
+            query=query,
+            cfc_format=cfc_format,
+            sources=sources,
         )
         base = replace(base, budget=replace(base.budget, line_in_middle=line_in_middle))
         if right_tokens is not None:

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -436,9 +436,14 @@ class RepoformerServer(LanguageServer):
         tags, exc = job.tags, job.future.exception()
         request: CompletionRequest = tags["request"]
         work = None if job.foreground else job.label
+        if exc is None and job.label == "warm-up":
+            self._log_record({**job.future.result(), "work": work})
+            return
         if exc is None:
             result: CompletionResult = job.future.result()
             self._log_record({**result.record, **({"work": work} if work else {})})
+            if job.foreground and result.record.get("budget_step"):
+                self._warm_up(request, tags["left"], tags["right"])
             origin = "request" if job.foreground else job.label
             self.type_through.store(tags["uri"], tags["left"], tags["right"], result.text, origin)
             self._work_ahead(request, tags["left"], tags["right"], result.text)
@@ -461,11 +466,15 @@ class RepoformerServer(LanguageServer):
         if right and not right.startswith(("\n", "\r")):
             return  # text after the cursor would move to the next line: no guess
         above = left + text + ("\r\n" if right.startswith("\r\n") else "\n")
-        if self.type_through.has(request.uri, above, right):
+        if self.type_through.has(request.uri, above, right) or self._background_at(
+            request.uri, above, right
+        ):
             return
         line = len(_LINE_BREAK.findall(above))
         ahead = CompletionRequest(request.path, above + right, line, 0, request.uri)
-        uri, engine, options = request.uri, self._engine(self.generator), self.settings.completion
+        uri, engine = request.uri, self._engine(self.generator)
+        # One line: the one after it is guessed when the user gets there.
+        options = replace(self.settings.completion, max_lines=1)
 
         def wanted() -> bool:
             doc = self.workspace.text_documents.get(uri)
@@ -477,6 +486,36 @@ class RepoformerServer(LanguageServer):
             wanted=wanted,
             label="next line",
             tags={"uri": uri, "left": above, "right": right, "request": ahead},
+        )
+        self._when_done(job)
+        self.scheduler.submit(job)
+
+    def _background_at(self, uri: str, left: str, right: str) -> bool:
+        """Whether background work for this anchor is queued or running."""
+        return any(
+            (j.tags.get("uri"), j.tags.get("left"), j.tags.get("right")) == (uri, left, right)
+            and not j.done
+            for j in self.scheduler.background_jobs()
+        )
+
+    def _warm_up(self, request: CompletionRequest, left: str, right: str) -> None:
+        """After an answer from a prompt cut to the latency budget: prefill the full prompt
+        in the background (nothing generated), so the keystrokes that follow, which find it
+        cached, are answered from all of the context."""
+        if self.generator is None or self._background_at(request.uri, left, right):
+            return
+        uri, engine, options = request.uri, self._engine(self.generator), self.settings.completion
+
+        def wanted() -> bool:
+            latest = self.latest_request.get(uri)
+            return latest is None or typed_since(latest.left, latest.right, left, right) is not None
+
+        job = Job(
+            lambda should_stop: engine.warm(request, options, should_stop),
+            foreground=False,
+            wanted=wanted,
+            label="warm-up",
+            tags={"uri": uri, "left": left, "right": right, "request": request},
         )
         self._when_done(job)
         self.scheduler.submit(job)

@@ -34,7 +34,7 @@ import numpy as np
 TOKEN_TEXT = "<|retrieve|>"
 KEY_PREFIX = "repoformer.retrieve."
 POSITION = "last token of <|fim_prefix|>LEFT<|fim_suffix|>RIGHT<|fim_middle|> (no retrieval)"
-POLICIES = ("auto", "threshold", "greedy", "confidence")
+POLICIES = ("auto", "threshold", "greedy", "confidence", "jaccard")
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,9 @@ def first_line(text: str) -> str | None:
     return None if end < 0 else text[:end]
 
 
+BUDGET_STEPS = 4  # the full budgets and three smaller steps (budget_step)
+
+
 def budget_step(full: PromptBudget, step: int) -> PromptBudget:
     """The budget `step` steps below `full`: the left and cross-file context halved each
     step, the right context quartered first (the text after the cursor matters less, and
@@ -290,29 +293,17 @@ class CompletionEngine:
         cursor = Cursor.of(request, options)
         timings = _Timings()
         retrieve = _Retrieval(self, request, cursor, options, timings)
-        options = replace(options, budget=self.fit_budget(request, cursor, options, retrieve))
+        decider = self._decider(options, retrieve)
+        upfront = self._upfront_context(options, decider, retrieve)
+        budget, step = self.fit_budget(request, cursor, options, upfront or NO_CONTEXT)
+        options = replace(options, budget=budget)
         context = fim_context(self.generator, cursor.left, cursor.right, options.budget)
-        policy, threshold = self.policy(options)
-        decider = Decider(
-            mode=options.mode,
-            policy=policy,
-            threshold=threshold,
-            head=self.generator.retrieve_head,
-            retrieve=retrieve,
-            # With a remote generator the local pass stops once it has decided.
-            decides_only=self.remote is not None and options.mode == "selective",
-            keep_logits=options.capture_decision_logits,
-        )
         with self.generator.lock:
             if is_cancelled():
                 raise Cancelled()
-            if options.mode == "always":
+            if upfront is not None or (options.mode == "never" and self.remote is not None):
                 outcome = self._generate_with(
-                    request, context, options, retrieve(), cursor, is_cancelled
-                )
-            elif options.mode == "never" and self.remote is not None:
-                outcome = self._generate_with(
-                    request, context, options, NO_CONTEXT, cursor, is_cancelled
+                    request, context, options, upfront or NO_CONTEXT, cursor, is_cancelled
                 )
             else:
                 outcome = self._generate_deciding(
@@ -325,31 +316,93 @@ class CompletionEngine:
         record = self._record(
             request, options, decider, cursor, outcome, timings, started, text, retrieve
         )
+        record.budget_step = step
         return CompletionResult(text, record.as_dict(), decider.logits)
+
+    def _decider(self, options: CompletionOptions, retrieve: _Retrieval) -> Decider:
+        policy, threshold = self.policy(options)
+        return Decider(
+            mode=options.mode,
+            policy=policy,
+            threshold=threshold,
+            head=self.generator.retrieve_head,
+            retrieve=retrieve,
+            # With a remote generator the local pass stops once it has decided.
+            decides_only=self.remote is not None and options.mode == "selective",
+            keep_logits=options.capture_decision_logits,
+        )
+
+    @staticmethod
+    def _upfront_context(
+        options: CompletionOptions, decider: Decider, retrieve: _Retrieval
+    ) -> CrossFile | None:
+        """The cross-file context when it is known before any pass: `always`, or a
+        selective decision taken before the prefill (the Jaccard policy); None when a
+        pass without it decides (or there is none to decide: `never`)."""
+        if options.mode == "always":
+            return retrieve()
+        if options.mode == "selective" and decider.policy == "jaccard":
+            decider.before_prefill()
+            return decider.chunks  # NO_CONTEXT when it did not retrieve
+        return None
 
     def fit_budget(
         self,
         request: CompletionRequest,
         cursor: Cursor,
         options: CompletionOptions,
-        retrieve: _Retrieval,
-    ) -> PromptBudget:
+        crossfile: CrossFile,
+    ) -> tuple[PromptBudget, int | None]:
         """The largest of the configured budgets and its smaller steps (1/2, 1/4, 1/8 of
         the left and cross-file context, 1/4, 1/8, 1/16 of the right) whose prompt
-        prefills within `latency_budget_ms`, counting only what the KV cache lacks."""
+        prefills within `latency_budget_ms`, counting only what the KV cache lacks; and
+        its step (None: no latency budget applies)."""
         full, rate = options.budget, self.generator.prefill_rate
         if not options.latency_budget_ms or not rate or self.remote is not None:
-            return full
+            return full, None
         affordable = rate * options.latency_budget_ms / 1000
-        crossfile = retrieve() if options.mode == "always" else NO_CONTEXT
-        candidate = full
-        for step in range(4):
+        for step in range(BUDGET_STEPS):
             candidate = budget_step(full, step)
             context = fim_context(self.generator, cursor.left, cursor.right, candidate)
             tokens = self.prompt(request, context, replace(options, budget=candidate), crossfile)
             if self.generator.uncached_tokens(tokens.tokens) <= affordable:
                 break
-        return candidate
+        return candidate, step
+
+    def warm(
+        self,
+        request: CompletionRequest,
+        options: CompletionOptions,
+        is_cancelled: Callable[[], bool] = lambda: False,
+    ) -> dict[str, Any]:
+        """Prefill the full-budget prompt for this cursor and generate nothing (background
+        warm-up; the foreground prompt's cache is kept aside). Returns a short record."""
+        started = time.perf_counter()
+        cursor = Cursor.of(request, options)
+        retrieve = _Retrieval(self, request, cursor, options, _Timings())
+        crossfile = retrieve() if options.mode == "always" else NO_CONTEXT
+        context = fim_context(self.generator, cursor.left, cursor.right, options.budget)
+        prompt = self.prompt(request, context, options, crossfile)
+        stats = PassStats()
+        with self.generator.lock:
+            steps = self.generator.greedy(
+                prompt.tokens, 1, stats, lambda _logits: True, is_cancelled, side=True
+            )
+            list(steps)
+        if is_cancelled():
+            raise Cancelled()
+        return {
+            "uri": request.uri or request.path.as_uri(),
+            "line": request.line,
+            "character": request.character,
+            "mode": options.mode,
+            "prompt_tokens": stats.prompt_tokens,
+            "reused_tokens": stats.reused_tokens,
+            "timings_ms": {
+                "prefill": round(stats.prefill_ms, 1),
+                "total": round((time.perf_counter() - started) * 1000, 1),
+            },
+        }
 
     def policy(self, options: CompletionOptions) -> tuple[str, float]:
         """The policy that decides (`auto` resolved for this model) and its threshold."""

@@ -42,6 +42,9 @@ class DecisionRecord:
     # run an earlier keystroke started, still going when this request came).
     cache: str | None = None
     work: str | None = None  # background work ("next line"): not a request of the editor
+    # How far the prompt was cut to fit completion.latencyBudgetMs: 0 the full budgets,
+    # 1-3 halved that many times (models.engine.budget_step); absent without a budget.
+    budget_step: int | None = None
     error: str | None = None  # cancelled, superseded, or why the model is unavailable
     stale: bool | None = None  # finished after its document changed: not shown
     # How many names the cursor needs resolved to a definition in another file (a decision
@@ -60,6 +63,7 @@ class DecisionRecord:
         "prompt_ids",
         "cache",
         "work",
+        "budget_step",
         "error",
         "stale",
         "needed_resolved",

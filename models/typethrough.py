@@ -35,6 +35,8 @@ class Hit:
 class TypeThroughCache:
     def __init__(self) -> None:
         self._entries: dict[str, list[_Entry]] = {}
+        # Anchors whose suggestion was empty: asked already, nothing to offer there.
+        self._empty: dict[str, set[tuple[str, str]]] = {}
         self._lock = threading.Lock()
 
     def store(self, key: str, left: str, right: str, text: str, origin: str = "request") -> None:
@@ -43,6 +45,11 @@ class TypeThroughCache:
             entries = [e for e in self._entries.get(key, []) if (e.left, e.right) != (left, right)]
             if text:
                 entries.append(_Entry(left, right, text, origin))
+            else:
+                empty = self._empty.setdefault(key, set())
+                if len(empty) >= 4 * MAX_ENTRIES:
+                    empty.clear()
+                empty.add((left, right))
             self._entries[key] = entries[-MAX_ENTRIES:]
 
     def find(self, key: str, left: str, right: str) -> Hit | None:
@@ -68,10 +75,14 @@ class TypeThroughCache:
         return None if hit is None else hit.rest
 
     def has(self, key: str, left: str, right: str) -> bool:
-        """Whether a suggestion anchored exactly here is cached (work ahead skips it)."""
+        """Whether this anchor was answered already, even with nothing (work ahead skips
+        it)."""
         with self._lock:
+            if (left, right) in self._empty.get(key, ()):
+                return True
             return any((e.left, e.right) == (left, right) for e in self._entries.get(key, []))
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._empty.clear()

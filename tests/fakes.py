@@ -37,6 +37,9 @@ class FakeGenerator(CharTokenizer):
         self.confidence_threshold = None
         self.prefill_rate = 0.0  # unmeasured: prompts keep their full budgets
 
+    def uncached_tokens(self, prompt) -> int:
+        return len(prompt)  # nothing is ever cached
+
     def greedy(
         self,
         prompt,

@@ -89,7 +89,7 @@ def test_remote_generation_with_a_local_decision(server_url: str, workspace: Pat
     never = engine.complete(request, CompletionOptions(mode="never"))
     assert never.text and not never.record["retrieved"]
 
-    # selective: the local model decides (confidence of its first line), the server generates.
+    # selective: the local side decides (the Jaccard policy), the server generates.
     eager = engine.complete(request, CompletionOptions(mode="selective", threshold=0.0))
     lazy = engine.complete(request, CompletionOptions(mode="selective", threshold=1.0))
     assert eager.record["retrieved"] and not lazy.record["retrieved"]

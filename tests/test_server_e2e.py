@@ -104,7 +104,7 @@ async def test_definitions_put_the_called_function_in_the_prompt(
 async def test_never_does_not_retrieve_but_reports_confidence(
     client: LanguageClient, workspace: Path
 ):
-    await set_settings(client, pull=True, mode="never")
+    await set_settings(client, pull=True, mode="never", policy="confidence")
     uri = open_doc(client, workspace / "inventory/never.py", MAKE_ITEM + ")\n")
     text, record = await complete_at_end(client, uri, MAKE_ITEM)
     assert record["mode"] == "never" and record["retrieved"] is False
@@ -118,7 +118,9 @@ async def test_selective_follows_its_threshold(client: LanguageClient, workspace
     uri = open_doc(client, workspace / "inventory/selective.py", MAKE_ITEM + ")\n")
     await set_settings(client, mode="selective", threshold=0.0)
     _, eager = await complete_at_end(client, uri, MAKE_ITEM)
-    assert eager["mode"] == "selective" and eager["policy"] == "confidence"
+    # The default policy without a retrieve token: the best chunk's Jaccard, before any pass.
+    assert eager["mode"] == "selective" and eager["policy"] == "jaccard"
+    assert eager["decided_at"] == "before prefill"
     assert eager["p_retrieve"] > 0.0 and eager["retrieved"] is True and eager["chunks"]
 
     await set_settings(client, mode="selective", threshold=1.0)

@@ -140,11 +140,13 @@ ENUM_DESCRIPTIONS: dict[str, list[str]] = {
     ],
     "retrieval.policy": [
         "The model's retrieve token with its calibrated threshold when the model has one, "
-        "else the confidence policy.",
+        "else the Jaccard policy.",
         "SelectiveT: retrieve iff P(retrieve token) is above the threshold.",
         "SelectiveG: retrieve iff the retrieve token wins over continuing (P > 0.5).",
         "Retrieve when the model is unsure of its first line (for models without a retrieve "
         "token).",
+        "Retrieve when the best chunk of another file is similar enough to the code before "
+        "the cursor (Jaccard above the threshold, 0.4 by default): decided before any pass.",
     ],
     "model.reuse_moved": [
         "Prefill every prompt exactly after the part it shares with the previous one.",
