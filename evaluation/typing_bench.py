@@ -34,6 +34,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "never": {"retrieval": {"mode": "never"}},
     "always": {"retrieval": {"mode": "always"}},
     "selective": {"retrieval": {"mode": "selective"}},
+    # What the speed features buy, one at a time (issue 45's measurements).
+    "never, no warm-up": {"retrieval": {"mode": "never"}, "completion": {"warmUp": False}},
+    "never, no work ahead": {"retrieval": {"mode": "never"}, "completion": {"workAhead": False}},
+    "never, no latency budget": {
+        "retrieval": {"mode": "never"},
+        "completion": {"latencyBudgetMs": 0},
+    },
+    "selective, confidence": {"retrieval": {"mode": "selective", "policy": "confidence"}},
 }
 DEFAULT_CONFIGS = ("default", "never", "always", "selective")
 SERVER_COMMAND = (sys.executable, "-m", "repoformer_cli", "serve")

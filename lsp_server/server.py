@@ -78,6 +78,13 @@ def load_llama_generators(settings: Settings, report: PullProgress) -> LoadedGen
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
+def _read_outcome(future: asyncio.Future[Any]) -> None:
+    """Mark a run's outcome as read: the run's own record reports it (asyncio would log
+    an exception nobody awaited)."""
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclass(frozen=True, eq=False)
 class _LatestCursor:
     """The newest request's cursor in a document (identity: which request it was)."""
@@ -372,7 +379,9 @@ class RepoformerServer(LanguageServer):
         if job is None:
             job = self._start_job(self._engine(generator), request, cursor)
         try:
-            result = await asyncio.shield(asyncio.wrap_future(job.future))
+            waiting = asyncio.wrap_future(job.future)
+            waiting.add_done_callback(_read_outcome)  # read here even when nobody waits
+            result = await asyncio.shield(waiting)
         except asyncio.CancelledError:
             self._log_record(self._empty_record(request, "cancelled"))
             raise  # pygls answers RequestCancelled; the run goes on for the next keystroke
@@ -442,7 +451,7 @@ class RepoformerServer(LanguageServer):
         if exc is None:
             result: CompletionResult = job.future.result()
             self._log_record({**result.record, **({"work": work} if work else {})})
-            if job.foreground and result.record.get("budget_step"):
+            if job.foreground and result.record.get("budget_step") and self.settings.warm_up:
                 self._warm_up(request, tags["left"], tags["right"])
             origin = "request" if job.foreground else job.label
             self.type_through.store(tags["uri"], tags["left"], tags["right"], result.text, origin)

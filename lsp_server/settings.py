@@ -49,6 +49,9 @@ class Settings:
     type_through: bool = True
     # Compute the next line in the background once a one-line suggestion is made.
     work_ahead: bool = True
+    # After an answer from a prompt cut to the latency budget, prefill the full prompt in the
+    # background, so that the next keystrokes are answered from all of the context.
+    warm_up: bool = True
 
 
 def _snake(name: str) -> str:
@@ -193,6 +196,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "completion.debounce_ms": (_int(0, 5000), "debounce_ms"),
     "completion.type_through": (_bool, "type_through"),
     "completion.work_ahead": (_bool, "work_ahead"),
+    "completion.warm_up": (_bool, "warm_up"),
     "completion.latency_budget_ms": (_int(0, 600_000), "completion.latency_budget_ms"),
     "completion.online": (_bool, "completion.online"),
     "log.prompt_ids": (_bool, "completion.record_prompt_ids"),

@@ -35,7 +35,7 @@ from models.crossfile import (
     signal_count,
 )
 from models.decider import CONFIDENCE_THRESHOLD, Decider, resolve_policy
-from models.generation import LlamaGenerator, Pass, PassStats
+from models.generation import LlamaGenerator, Pass, PassStats, Step
 from models.online import ContextRace
 from models.prompt import FimContext, Prompt, PromptBudget, build_prompt, fim_context
 from models.record import DecisionRecord
@@ -249,13 +249,38 @@ class _Outcome:
     online: str | None = None
 
 
+@dataclass
+class _Job:
+    """One request on its way through the stages of `CompletionEngine.complete`: what each
+    stage needs from the ones before it, in one place instead of long parameter lists."""
+
+    request: CompletionRequest
+    options: CompletionOptions  # with the prompt budget the budget stage chose
+    is_cancelled: Callable[[], bool]
+    started: float
+    side: bool  # background work: keep the last foreground prompt's cache (SLOT)
+    late: float | None  # past this, a multi-line answer stops at its first line
+    cursor: Cursor
+    timings: _Timings
+    retrieve: _Retrieval
+    decider: Decider
+    budget_step: int | None = None
+    context: FimContext | None = None
+
+    @property
+    def fim(self) -> FimContext:
+        assert self.context is not None, "the context stage has not run"
+        return self.context
+
+
 class CompletionEngine:
     """Completes code at a cursor with a generator and (optionally) a workspace index.
 
-    The request path, in order (`complete`): the cursor's text (`Cursor.of`), retrieval
-    (`_Retrieval`, lazily), the prompt (`prompt`), the decision (`Decider`, fed by the
-    no-retrieval pass), generation (`_generate_*`), the answer's whitespace
-    (`Cursor.restore`) and the record (`_record`)."""
+    The request path, in order (`complete`), one stage a method:
+    cursor (`Cursor.of`) -> context known before any pass (`_upfront_context`: `always`,
+    or the Jaccard policy's retrieval) -> prompt budget (`fit_budget`) -> decide and
+    generate (`_generate`: one pass, or the no-retrieval pass feeding the `Decider`) ->
+    shape (`Cursor.restore`) -> record (`_record`)."""
 
     def __init__(
         self,
@@ -271,8 +296,6 @@ class CompletionEngine:
         self.remote = remote
         self.parallel = parallel
         self.line_memory = LineMemory()
-        self._side = False  # the request being served is background work (complete())
-        self._late: float | None = None  # see complete()
 
     def complete(
         self,
@@ -283,41 +306,59 @@ class CompletionEngine:
     ) -> CompletionResult:
         """`background`: work ahead of the user; its passes keep the cache of the last
         foreground prompt (models.generation's SLOT) instead of overwriting it."""
-        started = time.perf_counter()
-        self._side = background
-        # A multi-line answer still generating after this stops at its first line.
-        budget_s = options.latency_budget_ms / 1000
-        self._late = started + budget_s if budget_s and not background else None
         if is_cancelled():  # superseded while it waited for the model: no work at all
             raise Cancelled()
-        cursor = Cursor.of(request, options)
-        timings = _Timings()
-        retrieve = _Retrieval(self, request, cursor, options, timings)
-        decider = self._decider(options, retrieve)
-        upfront = self._upfront_context(options, decider, retrieve)
-        budget, step = self.fit_budget(request, cursor, options, upfront or NO_CONTEXT)
-        options = replace(options, budget=budget)
-        context = fim_context(self.generator, cursor.left, cursor.right, options.budget)
+        job = self._start(request, options, is_cancelled, background)
+        upfront = self._upfront_context(job.options, job.decider, job.retrieve)
+        budget, job.budget_step = self.fit_budget(
+            request, job.cursor, job.options, upfront or NO_CONTEXT
+        )
+        job.options = replace(job.options, budget=budget)
+        job.context = fim_context(self.generator, job.cursor.left, job.cursor.right, budget)
         with self.generator.lock:
             if is_cancelled():
                 raise Cancelled()
-            if upfront is not None or (options.mode == "never" and self.remote is not None):
-                outcome = self._generate_with(
-                    request, context, options, upfront or NO_CONTEXT, cursor, is_cancelled
-                )
-            else:
-                outcome = self._generate_deciding(
-                    request, context, options, cursor, decider, retrieve, timings, is_cancelled
-                )
-        if decider.decided_at is not None:
-            timings.decision = (decider.decided_at - started) * 1000
-        text = cursor.restore(outcome.result.text, context)
-        timings.add_pass(outcome.result)
-        record = self._record(
-            request, options, decider, cursor, outcome, timings, started, text, retrieve
+            outcome = self._generate(job, upfront)
+        if job.decider.decided_at is not None:
+            job.timings.decision = (job.decider.decided_at - job.started) * 1000
+        text = job.cursor.restore(outcome.result.text, job.fim)
+        job.timings.add_pass(outcome.result)
+        record = self._record(job, outcome, text)
+        return CompletionResult(text, record.as_dict(), job.decider.logits)
+
+    def _start(
+        self,
+        request: CompletionRequest,
+        options: CompletionOptions,
+        is_cancelled: Callable[[], bool],
+        background: bool,
+    ) -> _Job:
+        """The cursor stage, and what the later stages share."""
+        started = time.perf_counter()
+        budget_s = options.latency_budget_ms / 1000
+        cursor = Cursor.of(request, options)
+        timings = _Timings()
+        retrieve = _Retrieval(self, request, cursor, options, timings)
+        return _Job(
+            request=request,
+            options=options,
+            is_cancelled=is_cancelled,
+            started=started,
+            side=background,
+            late=started + budget_s if budget_s and not background else None,
+            cursor=cursor,
+            timings=timings,
+            retrieve=retrieve,
+            decider=self._decider(options, retrieve),
         )
-        record.budget_step = step
-        return CompletionResult(text, record.as_dict(), decider.logits)
+
+    def _generate(self, job: _Job, upfront: CrossFile | None) -> _Outcome:
+        """One pass when the context is known (`always`, a decision before any pass,
+        `never` on a remote server); else the no-retrieval pass decides."""
+        if upfront is not None or (job.options.mode == "never" and self.remote is not None):
+            prompt = self.prompt(job.request, job.fim, job.options, upfront or NO_CONTEXT)
+            return _Outcome(self._final(job, prompt), prompt)
+        return self._generate_deciding(job)
 
     def _decider(self, options: CompletionOptions, retrieve: _Retrieval) -> Decider:
         policy, threshold = self.policy(options)
@@ -415,35 +456,13 @@ class CompletionEngine:
 
     # -- generation -------------------------------------------------------------------------
 
-    def _generate_with(
-        self,
-        request: CompletionRequest,
-        context: FimContext,
-        options: CompletionOptions,
-        crossfile: CrossFile,
-        cursor: Cursor,
-        is_cancelled: Callable[[], bool],
-    ) -> _Outcome:
-        """One pass with this context (none: the current file only); no decision."""
-        prompt = self.prompt(request, context, options, crossfile)
-        return _Outcome(self._final(prompt, cursor, is_cancelled), prompt)
-
-    def _generate_deciding(
-        self,
-        request: CompletionRequest,
-        context: FimContext,
-        options: CompletionOptions,
-        cursor: Cursor,
-        decider: Decider,
-        retrieve: _Retrieval,
-        timings: _Timings,
-        is_cancelled: Callable[[], bool],
-    ) -> _Outcome:
+    def _generate_deciding(self, job: _Job) -> _Outcome:
         """`selective` (and `never`, which only records the decision): the pass without
         cross-file context feeds the decider; retrieving abandons it and generates again
         with the chunks (or keeps online serving's context pass)."""
-        prompt = self.prompt(request, context, options, NO_CONTEXT)
-        race = self._start_race(request, context, options, cursor, retrieve, is_cancelled)
+        decider = job.decider
+        prompt = self.prompt(job.request, job.fim, job.options, NO_CONTEXT)
+        race = self._start_race(job)
 
         def decided(abandon: bool) -> bool:
             if race is not None and decider.decided and not abandon:
@@ -453,68 +472,62 @@ class CompletionEngine:
         try:
             result = self._run(
                 prompt,
-                cursor.shape,
-                cursor.max_tokens,
-                is_cancelled,
+                job.cursor.shape,
+                job.cursor.max_tokens,
+                job.is_cancelled,
                 on_prefill=lambda logits: decided(decider.at_prefill(logits)),
                 on_first_line=lambda logprobs: decided(decider.at_first_line(logprobs)),
-                side=self._side,
+                side=job.side,
+                late=job.late,
             )
         except BaseException:
             if race is not None:
                 race.cancel()
             raise
         if race is not None:
-            if not result.abandoned:
-                race.cancel()
-                return _Outcome(result, prompt, "kept the pass without context")
-            self.generator.set_threads()
-            timings.add_pass(result)  # retrieving: the context pass, under way, answers
-            return _Outcome(race.result(), race.prompt, "kept the pass with context")
+            return self._race_outcome(job, race, result, prompt)
         if not result.abandoned and self.remote is None:
             return _Outcome(result, prompt)
-        timings.add_pass(result)  # retrieving (or generating remotely): it only decided
+        job.timings.add_pass(result)  # retrieving (or generating remotely): it only decided
         if decider.chunks:
-            prompt = self.prompt(request, context, options, decider.chunks)
+            prompt = self.prompt(job.request, job.fim, job.options, decider.chunks)
         # The no-context prompt's cache stays for the next keystroke (SLOT).
-        return _Outcome(self._final(prompt, cursor, is_cancelled, side=True), prompt)
+        return _Outcome(self._final(job, prompt, side=True), prompt)
 
-    def _start_race(
-        self,
-        request: CompletionRequest,
-        context: FimContext,
-        options: CompletionOptions,
-        cursor: Cursor,
-        retrieve: _Retrieval,
-        is_cancelled: Callable[[], bool],
-    ) -> ContextRace | None:
+    def _race_outcome(self, job: _Job, race: ContextRace, result: Pass, prompt: Prompt) -> _Outcome:
+        """Online serving: keep the pass the decision chose, stop the other."""
+        if not result.abandoned:
+            race.cancel()
+            return _Outcome(result, prompt, "kept the pass without context")
+        self.generator.set_threads()
+        job.timings.add_pass(result)  # retrieving: the context pass, under way, answers
+        return _Outcome(race.result(), race.prompt, "kept the pass with context")
+
+    def _start_race(self, job: _Job) -> ContextRace | None:
         """Online serving: the pass with cross-file context, started at once."""
+        options = job.options
         online = options.online and options.mode == "selective" and self.remote is None
-        if not online or self.parallel is None or not retrieve():
+        if not online or self.parallel is None or not job.retrieve():
             return None
-        prompt = self.prompt(request, context, options, retrieve())
+        prompt = self.prompt(job.request, job.fim, options, job.retrieve())
         return ContextRace(
             self.generator,
             self.parallel,
             lambda p, shape, n, stop, g: self._run(p, shape, n, stop, generator=g),
             prompt,
-            cursor.shape,
-            cursor.max_tokens,
-            is_cancelled,
+            job.cursor.shape,
+            job.cursor.max_tokens,
+            job.is_cancelled,
         )
 
-    def _final(
-        self,
-        prompt: Prompt,
-        cursor: Cursor,
-        is_cancelled: Callable[[], bool],
-        side: bool = False,
-    ) -> Pass:
+    def _final(self, job: _Job, prompt: Prompt, side: bool = False) -> Pass:
         """The final generation: in-process, or on the remote server when there is one.
         `side`: a second pass (with cross-file context) that keeps the first one's cache."""
-        shape, max_tokens = cursor.shape, cursor.max_tokens
+        shape, max_tokens, is_cancelled = job.cursor.shape, job.cursor.max_tokens, job.is_cancelled
         if self.remote is None:
-            return self._run(prompt, shape, max_tokens, is_cancelled, side=side or self._side)
+            return self._run(
+                prompt, shape, max_tokens, is_cancelled, side=side or job.side, late=job.late
+            )
         if is_cancelled():
             raise Cancelled()
         stop = ["<|file_sep|>", "<|endoftext|>", "<|fim_pad|>", "<|repo_name|>"]
@@ -583,54 +596,33 @@ class CompletionEngine:
             layout=options.layout,
         )
 
-    def _record(
-        self,
-        request: CompletionRequest,
-        options: CompletionOptions,
-        decider: Decider,
-        cursor: Cursor,
-        outcome: _Outcome,
-        timings: _Timings,
-        started: float,
-        text: str,
-        retrieve: _Retrieval,
-    ) -> DecisionRecord:
-        stats, used = outcome.result.stats, outcome.prompt.chunks
-        used_definitions = outcome.prompt.definitions
+    def _record(self, job: _Job, outcome: _Outcome, text: str) -> DecisionRecord:
+        """The record stage: what was decided, used and spent (the editor's log line)."""
+        stats, options, decider, timings = (
+            outcome.result.stats,
+            job.options,
+            job.decider,
+            job.timings,
+        )
         always = options.mode == "always"
+        definitions = job.retrieve.definitions
         return DecisionRecord(
-            uri=request.uri or request.path.as_uri(),
-            line=request.line,
-            character=request.character,
+            uri=job.request.uri or job.request.path.as_uri(),
+            line=job.request.line,
+            character=job.request.character,
             mode=options.mode,
             policy="always" if always else decider.policy,
             threshold=None if always else decider.threshold,
             p_retrieve=None if decider.p_retrieve is None else round(decider.p_retrieve, 4),
-            retrieved=bool(used or used_definitions),
-            chunks=[
-                {
-                    "path": self._display_path(c.chunk.path),
-                    "start_line": c.chunk.start_line,
-                    "end_line": c.chunk.end_line,
-                    "score": round(c.score, 4),
-                }
-                for c in used
-            ],
-            definitions=[
-                {
-                    "path": self._display_path(d.path),
-                    "name": d.name,
-                    "line": d.line,
-                    "tokens": tokens,
-                }
-                for d, tokens in used_definitions
-            ],
+            retrieved=bool(outcome.prompt.chunks or outcome.prompt.definitions),
+            chunks=self._chunks_used(outcome.prompt),
+            definitions=self._definitions_used(outcome.prompt),
             needed_resolved=(
-                signal_count(retrieve.definitions)
-                if self.index is not None and retrieve.definitions is not None
+                signal_count(definitions)
+                if self.index is not None and definitions is not None
                 else None
             ),
-            multiline=cursor.shape.multiline,
+            multiline=job.cursor.shape.multiline,
             prompt_tokens=stats.prompt_tokens,
             reused_tokens=stats.reused_tokens,
             moved_tokens=stats.moved_tokens or None,
@@ -641,14 +633,32 @@ class CompletionEngine:
                 "retrieval": round(timings.retrieval, 1),
                 "prefill": round(timings.prefill, 1),
                 "generation": round(timings.generation, 1),
-                "total": round((time.perf_counter() - started) * 1000, 1),
+                "total": round((time.perf_counter() - job.started) * 1000, 1),
             },
             completion_chars=len(text),
             generator=self.remote.endpoint if self.remote is not None else None,
             decided_at=decider.point,
             online=outcome.online,
             prompt_ids=outcome.prompt.tokens if options.record_prompt_ids else None,
+            budget_step=job.budget_step,
         )
+
+    def _chunks_used(self, prompt: Prompt) -> list[dict[str, Any]]:
+        return [
+            {
+                "path": self._display_path(c.chunk.path),
+                "start_line": c.chunk.start_line,
+                "end_line": c.chunk.end_line,
+                "score": round(c.score, 4),
+            }
+            for c in prompt.chunks
+        ]
+
+    def _definitions_used(self, prompt: Prompt) -> list[dict[str, Any]]:
+        return [
+            {"path": self._display_path(d.path), "name": d.name, "line": d.line, "tokens": tokens}
+            for d, tokens in prompt.definitions
+        ]
 
     def _display_path(self, path: str) -> str:
         if self.index is not None:
@@ -671,28 +681,17 @@ class CompletionEngine:
         on_first_line: Callable[[list[float]], bool] | None = None,
         generator: LlamaGenerator | None = None,
         side: bool = False,
+        late: float | None = None,
     ) -> Pass:
         """Greedy generation until a stop rule; either hook may abandon the pass.
-        `generator`: another context of the model (online serving's second pass)."""
+        `generator`: online serving's second context; `side`, `late`: see `_Job`."""
         g = generator or self.generator
         stats = PassStats()
-        raw = b""
-        logprobs: list[float] = []
-        first_line_done = on_first_line is None
         budget = min(max_tokens, g.n_ctx - len(prompt.tokens))
         if budget <= 0:
             raise ValueError("prompt leaves no room to generate; lower the context budgets")
-        text = ""
-        cut: str | None = None
-        abandoned_at_prefill = False
-
-        def prefill_hook(logits: np.ndarray) -> bool:
-            nonlocal abandoned_at_prefill
-            assert on_prefill is not None
-            abandoned_at_prefill = on_prefill(logits)
-            return abandoned_at_prefill
-
-        hook = prefill_hook if on_prefill is not None else None
+        decoding = _Decoding(prompt.heal, first_line_done=on_first_line is None)
+        hook = _PrefillHook(on_prefill) if on_prefill is not None else None
         # The decision reads the logits at <|fim_middle|>, where the token was trained, even
         # when typed code follows it.
         steps = g.greedy(
@@ -705,42 +704,84 @@ class CompletionEngine:
             prompt.heal,
             side=side,
         )
-        healing = prompt.heal  # the typed text the first token repeats: not part of the answer
+        cut: str | None = None
         for step in steps:
             if is_cancelled():
                 raise Cancelled()
             if step.token in g.stop_tokens:
-                if not first_line_done:
-                    logprobs.append(step.logprob)
+                decoding.stopped(step.logprob)
                 break
-            raw += step.text
-            if healing:
-                raw = raw.removeprefix(healing)
-                healing = b""
-            text = raw.decode("utf-8", errors="ignore")
-            if not first_line_done:
-                logprobs.append(step.logprob)
-                stripped = text.lstrip()
-                if "\n" in stripped and stripped.split("\n", 1)[0].strip():
-                    first_line_done = True
-                    assert on_first_line is not None
-                    if on_first_line(logprobs):
-                        return Pass(text, stats, abandoned=True)
-            cut = shape.cut(text, finished=False)
+            if (
+                decoding.add(step)
+                and on_first_line is not None
+                and on_first_line(decoding.logprobs)
+            ):
+                return Pass(decoding.text, stats, abandoned=True)
+            cut = _stop_at(shape, decoding.text, late)
             if cut is not None:
                 break
-            if shape.multiline and self._late is not None and time.perf_counter() > self._late:
-                first = first_line(text)
-                if first is not None:  # late: the first line now, the next from work ahead
-                    cut = shape.cut(first, finished=True)
-                    break
         if is_cancelled():
             raise Cancelled()  # stopped during the prefill
-        if abandoned_at_prefill:
+        if hook is not None and hook.abandoned:
             return Pass("", stats, abandoned=True)
-        if not first_line_done:
+        if not decoding.first_line_done:
             assert on_first_line is not None
-            if on_first_line(logprobs):
-                return Pass(text, stats, abandoned=True)
-        final = cut if cut is not None else shape.cut(text, finished=True)
+            if on_first_line(decoding.logprobs):
+                return Pass(decoding.text, stats, abandoned=True)
+        final = cut if cut is not None else shape.cut(decoding.text, finished=True)
         return Pass(final or "", stats)
+
+
+class _PrefillHook:
+    """The decision at the end of the prefill, remembering whether it abandoned the pass."""
+
+    def __init__(self, decide: Callable[[np.ndarray], bool]) -> None:
+        self.decide = decide
+        self.abandoned = False
+
+    def __call__(self, logits: np.ndarray) -> bool:
+        self.abandoned = self.decide(logits)
+        return self.abandoned
+
+
+@dataclass
+class _Decoding:
+    """The text of one pass as its tokens arrive: token healing's repeated bytes taken off,
+    and the first line's log-probs kept for a decision after it."""
+
+    healing: bytes  # the typed text the first token repeats: not part of the answer
+    first_line_done: bool
+    raw: bytes = b""
+    text: str = ""
+    logprobs: list[float] = field(default_factory=list)
+
+    def add(self, step: Step) -> bool:
+        """Take a generated token; True when it completed the first line with code."""
+        self.raw += step.text
+        if self.healing:
+            self.raw = self.raw.removeprefix(self.healing)
+            self.healing = b""
+        self.text = self.raw.decode("utf-8", errors="ignore")
+        if self.first_line_done:
+            return False
+        self.logprobs.append(step.logprob)
+        stripped = self.text.lstrip()
+        self.first_line_done = "\n" in stripped and bool(stripped.split("\n", 1)[0].strip())
+        return self.first_line_done
+
+    def stopped(self, logprob: float) -> None:
+        """The model ended the pass: its end token counts in an unfinished first line."""
+        if not self.first_line_done:
+            self.logprobs.append(logprob)
+
+
+def _stop_at(shape: CompletionShape, text: str, late: float | None) -> str | None:
+    """The answer when generation should stop at `text` (a stop rule, or a multi-line
+    answer past `late` whose first line is complete: the next lines come from the work
+    ahead), else None."""
+    cut = shape.cut(text, finished=False)
+    if cut is None and shape.multiline and late is not None and time.perf_counter() > late:
+        first = first_line(text)
+        if first is not None:
+            return shape.cut(first, finished=True) or ""
+    return cut

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -134,6 +135,7 @@ class PassStats:
     generated_tokens: int = 0
     generation_ms: float = 0.0
     threads: int = 0  # llama.cpp threads the pass ran with
+    prefilled_tokens: int = 0  # evaluated in the prefill (fewer than asked when stopped)
 
 
 @dataclass
@@ -167,8 +169,6 @@ class LlamaGenerator:
         if reuse_moved not in REUSE_MOVED:
             raise ValueError(f"reuse_moved must be one of {REUSE_MOVED}, not {reuse_moved!r}")
         check_gguf(path)
-        import llama_cpp  # imported late: loading the native library takes a moment
-
         self.path = path
         self.lock = threading.Lock()
         started = time.perf_counter()
@@ -183,30 +183,7 @@ class LlamaGenerator:
         self._load = LoadMeter()
         self._threads_override: int | None = None  # set_threads(n) by online serving
         self._threads_now = (threads, batch_threads)
-        try:
-            # verbose=False keeps llama.cpp quiet. (Redirecting fd 2 around the load
-            # instead stalled the server's I/O under pytest-lsp: don't.)
-            self.llm = llama_cpp.Llama(
-                model_path=str(path),
-                # Room for two prompts: sequence 0 and the spare SLOT share these cells.
-                n_ctx=2 * n_ctx,
-                n_batch=512,
-                n_threads=threads,
-                n_threads_batch=batch_threads,
-                logits_all=False,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            if "llama_context" in str(exc):  # the weights loaded; the KV cache did not fit
-                raise ModelFileError(
-                    f"not enough memory for a context of {n_ctx} tokens with {path.name} "
-                    f"({exc}): lower repoformer.model.n_ctx (2048 is plenty for completions) "
-                    "or free memory"
-                ) from exc
-            raise ModelFileError(
-                f"llama.cpp could not load {path} ({exc}); the file may be truncated or not a "
-                "supported GGUF model: re-download it or point repoformer.model.path elsewhere"
-            ) from exc
+        self.llm = _open_model(path, n_ctx, threads, batch_threads)
         # The spare sequence (SLOT) and its tokens; None: no spare (the context has one).
         self._slot_tokens: list[int] | None = [] if self._with_sequences() else None
         self._active_is_side = False  # sequence 0 holds work on the side
@@ -221,24 +198,7 @@ class LlamaGenerator:
         self.n_threads = self.llm.context_params.n_threads
         self.n_vocab = self.llm.n_vocab()
         self._special: dict[str, int] = {}
-        missing = [t for t in FIM_TOKENS if self._lookup_special(t) is None]
-        if missing:
-            raise ModelFileError(
-                f"model {path} has no fill-in-the-middle tokens ({', '.join(missing)}); "
-                "use a Qwen2.5-Coder GGUF (or leave repoformer.model.path empty for the default)"
-            )
-        self.stop_tokens = {self.llm.token_eos()}
-        for name in STOP_SPECIALS:
-            tid = self._lookup_special(name)
-            if tid is not None:
-                self.stop_tokens.add(tid)
-        # A learned retrieve token (training/) is read at the decision position and never
-        # generated.
-        head = RetrieveHead.from_metadata(self.llm.metadata)
-        if head is not None and not 0 <= head.token_id < self.n_vocab:
-            log.warning("ignoring retrieve token %d: outside the vocabulary", head.token_id)
-            head = None
-        self.retrieve_head = head
+        self._read_special_tokens()
         packaged = packaged_by_filename(path.name)
         self.confidence_threshold = packaged.confidence_threshold if packaged else None
         self.never_generate = [] if self.retrieve_head is None else [self.retrieve_head.token_id]
@@ -248,6 +208,27 @@ class LlamaGenerator:
         # the token id of each (the tokens starting with some bytes are then one slice).
         self._vocab_sorted: list[bytes] | None = None
         self._vocab_ids = np.zeros(0, dtype=np.int64)
+
+    def _read_special_tokens(self) -> None:
+        """The FIM tokens (required), the tokens that end a completion, and a learned
+        retrieve token (training/), which is read at the decision position and never
+        generated."""
+        missing = [t for t in FIM_TOKENS if self._lookup_special(t) is None]
+        if missing:
+            raise ModelFileError(
+                f"model {self.path} has no fill-in-the-middle tokens ({', '.join(missing)}); "
+                "use a Qwen2.5-Coder GGUF (or leave repoformer.model.path empty for the default)"
+            )
+        self.stop_tokens = {self.llm.token_eos()}
+        for name in STOP_SPECIALS:
+            tid = self._lookup_special(name)
+            if tid is not None:
+                self.stop_tokens.add(tid)
+        head = RetrieveHead.from_metadata(self.llm.metadata)
+        if head is not None and not 0 <= head.token_id < self.n_vocab:
+            log.warning("ignoring retrieve token %d: outside the vocabulary", head.token_id)
+            head = None
+        self.retrieve_head = head
 
     def _with_sequences(self) -> bool:
         """A context with three sequences (0, PARK, SLOT) sharing one unified cache:
@@ -329,7 +310,7 @@ class LlamaGenerator:
 
     def _follow_rate(self, stats: PassStats) -> None:
         """Update the prefill rate from a pass that prefilled enough to tell."""
-        fresh = stats.prompt_tokens - stats.reused_tokens
+        fresh = stats.prefilled_tokens  # not the prompt's length: a stopped pass did less
         if fresh < 32 or stats.prefill_ms <= 0:
             return
         rate = fresh / (stats.prefill_ms / 1000)
@@ -471,6 +452,7 @@ class LlamaGenerator:
                 if should_stop():
                     return False, None
                 self._decode(prompt[start:end])
+                stats.prefilled_tokens += end - start
                 if decision_logits is None and end == decision_end:
                     decision_logits = self._last_logits().copy()
                     self._decision_memo = (tuple(prompt[:end]), decision_logits)
@@ -589,16 +571,7 @@ class LlamaGenerator:
             if on_prefill is not None and on_prefill(at_decision):
                 return
             for step in range(max_tokens):
-                logits = self._last_logits()
-                if self.never_generate:
-                    logits[self.never_generate] = -np.inf  # llama.cpp's buffer, rewritten per eval
-                allowed = self.tokens_starting_with(heal) if heal and step == 0 else None
-                if allowed is not None and len(allowed):
-                    token = int(allowed[np.argmax(logits[allowed])])
-                else:
-                    token = int(np.argmax(logits))
-                top = float(logits[token])
-                logprob = -float(np.log(np.exp(logits - top).sum()))
+                token, logprob = self._choose_token(heal if step == 0 else b"")
                 stats.generated_tokens += 1
                 yield Step(
                     token, logprob, b"" if token in self.stop_tokens else self.token_bytes(token)
@@ -608,6 +581,50 @@ class LlamaGenerator:
                 self._decode([token])  # not llm.eval: it would clear SLOT's later cells
         finally:
             stats.generation_ms = (time.perf_counter() - gen_started) * 1000
+
+    def _choose_token(self, heal: bytes) -> tuple[int, float]:
+        """The greedy token after the last evaluated position, and its log-probability;
+        `heal`: it must start with these bytes (token healing's first token)."""
+        logits = self._last_logits()
+        if self.never_generate:
+            logits[self.never_generate] = -np.inf  # llama.cpp's buffer, rewritten per eval
+        allowed = self.tokens_starting_with(heal) if heal else None
+        if allowed is not None and len(allowed):
+            token = int(allowed[np.argmax(logits[allowed])])
+        else:
+            token = int(np.argmax(logits))
+        top = float(logits[token])
+        return token, -float(np.log(np.exp(logits - top).sum()))
+
+
+def _open_model(path: Path, n_ctx: int, threads: int, batch_threads: int) -> Any:
+    """llama.cpp's model and context, with room for two prompts of `n_ctx` (sequence 0 and
+    the spare SLOT share the cells); a clear error when it cannot load."""
+    import llama_cpp
+
+    try:
+        # verbose=False keeps llama.cpp quiet. (Redirecting fd 2 around the load instead
+        # stalled the server's I/O under pytest-lsp: don't.)
+        return llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=2 * n_ctx,
+            n_batch=512,
+            n_threads=threads,
+            n_threads_batch=batch_threads,
+            logits_all=False,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        if "llama_context" in str(exc):  # the weights loaded; the KV cache did not fit
+            raise ModelFileError(
+                f"not enough memory for a context of {n_ctx} tokens with {path.name} "
+                f"({exc}): lower repoformer.model.n_ctx (2048 is plenty for completions) "
+                "or free memory"
+            ) from exc
+        raise ModelFileError(
+            f"llama.cpp could not load {path} ({exc}); the file may be truncated or not a "
+            "supported GGUF model: re-download it or point repoformer.model.path elsewhere"
+        ) from exc
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

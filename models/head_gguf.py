@@ -121,6 +121,22 @@ def write_head(base: Path, head_path: Path, out: Path | None = None) -> tuple[Pa
     assert arch is not None
     writer = gguf.GGUFWriter(tmp, arch=str(arch.contents()), endianess=reader.endianess)
     calibrated = RetrieveHead.from_fit(head, token_id)
+    _write_metadata(writer, reader, tokens, token_types, calibrated)
+    _write_tensors(writer, reader, token_id, row)
+    os.replace(tmp, out)
+    return out, token_id
+
+
+def _write_metadata(
+    writer: Any,
+    reader: Any,
+    tokens: list[str],
+    token_types: list[int] | None,
+    calibrated: RetrieveHead,
+) -> None:
+    """The base file's keys (with the retrieve token in the vocabulary) and the head's."""
+    import gguf
+
     for field in reader.fields.values():
         if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
             continue
@@ -141,6 +157,10 @@ def write_head(base: Path, head_path: Path, out: Path | None = None) -> tuple[Pa
             writer.add_uint32(key, value)
         else:
             writer.add_float32(key, value)
+
+
+def _write_tensors(writer: Any, reader: Any, token_id: int, row: np.ndarray) -> None:
+    """The base file's tensors, the head's row quantised into `output.weight`."""
     for tensor in reader.tensors:
         writer.add_tensor_info(
             tensor.name,
@@ -159,5 +179,3 @@ def write_head(base: Path, head_path: Path, out: Path | None = None) -> tuple[Pa
             data[token_id] = quantize_row(row, tensor.tensor_type)
         writer.write_tensor_data(data)
     writer.close()
-    os.replace(tmp, out)
-    return out, token_id

@@ -231,6 +231,69 @@ def _holds_definition(chunk: ScoredChunk, definitions: list[tuple[Definition, in
     return any(d.path == c.path and c.start_line <= d.line < c.end_line for d, _ in definitions)
 
 
+def _windows_within(
+    tok: Tokenizer,
+    chunks: Sequence[ScoredChunk],
+    chunk_paths: Sequence[str],
+    defs_included: list[tuple[Definition, int]],
+    budget: int,
+    cfc_format: str,
+    comment: str,
+) -> list[tuple[ScoredChunk, list[int]]]:
+    """The windows that fit `budget` in rank order, with their tokens; a window holding an
+    included definition is left out (the definition is in the prompt already)."""
+    included: list[tuple[ScoredChunk, list[int]]] = []
+    used = 0
+    for chunk, path in zip(chunks, chunk_paths, strict=True):
+        if _holds_definition(chunk, defs_included):
+            continue
+        body = render_chunk(chunk, path, cfc_format, comment)
+        ids = tok.tokenize(body if cfc_format == "comment" else f"{path}\n{body}")
+        cost = len(ids) + 1  # + <|file_sep|>
+        if used + cost > budget:
+            continue
+        included.append((chunk, ids))
+        used += cost
+    return included
+
+
+def _crossfile_ids(
+    tok: Tokenizer, ordered: list[list[int]], cfc_format: str, repo_name: str, current_path: str
+) -> tuple[list[int], list[int]]:
+    """(tokens before <|fim_prefix|>, tokens at the start of the left context): Qwen's
+    repository format goes first, commented-out chunks go into the prefix."""
+    if not ordered:
+        return [], []
+    if cfc_format == "comment":
+        return [], [t for ids in ordered for t in ids]
+    file_sep = tok.token_id("<|file_sep|>")
+    head = [tok.token_id("<|repo_name|>")] + tok.tokenize(f"{repo_name}\n")
+    for ids in ordered:
+        head += [file_sep] + ids
+    head += [file_sep] + tok.tokenize(f"{current_path}\n")
+    return head, []
+
+
+def _fim_order(
+    tok: Tokenizer,
+    layout: str,
+    head: list[int],
+    cfc_ids: list[int],
+    left_ids: list[int],
+    right_ids: list[int],
+) -> list[int]:
+    """The FIM prompt up to and with <|fim_middle|>, in the layout's order."""
+    fim_prefix = tok.token_id("<|fim_prefix|>")
+    fim_suffix = tok.token_id("<|fim_suffix|>")
+    if layout == "spm":
+        # Suffix first: typing at the cursor then only changes the end of the prompt, so
+        # each keystroke prefills just the new characters.
+        tokens = head + [fim_suffix] + right_ids + [fim_prefix] + cfc_ids + left_ids
+    else:
+        tokens = head + [fim_prefix] + cfc_ids + left_ids + [fim_suffix] + right_ids
+    return [*tokens, tok.token_id("<|fim_middle|>")]
+
+
 def build_prompt(
     tok: Tokenizer,
     *,
@@ -255,7 +318,6 @@ def build_prompt(
     """
     context = context or fim_context(tok, left, right, budget)
     left_ids, right_ids = context.left_ids, context.right_ids
-
     comment = comment_marker(current_path)
     def_groups, defs_included = _definition_groups(
         tok,
@@ -266,43 +328,14 @@ def build_prompt(
         comment,
     )
     used = sum(len(ids) + 1 for ids in def_groups)
-    included: list[tuple[ScoredChunk, list[int]]] = []
-    for chunk, path in zip(chunks, chunk_paths, strict=True):
-        if _holds_definition(chunk, defs_included):
-            continue  # the definition is in the prompt already
-        body = render_chunk(chunk, path, cfc_format, comment)
-        ids = tok.tokenize(body if cfc_format == "comment" else f"{path}\n{body}")
-        cost = len(ids) + 1  # + <|file_sep|>
-        if used + cost > budget.cfc_tokens:
-            continue
-        included.append((chunk, ids))
-        used += cost
-
-    fim_prefix = tok.token_id("<|fim_prefix|>")
-    fim_suffix = tok.token_id("<|fim_suffix|>")
-    fim_middle = tok.token_id("<|fim_middle|>")
-    head: list[int] = []
-    cfc_ids: list[int] = []
-    if included or def_groups:
-        # Definitions first, then the windows with the best chunk last: nearest to the
-        # code being completed.
-        ordered = def_groups + [ids for _, ids in reversed(included)]
-        if cfc_format == "comment":
-            for ids in ordered:
-                cfc_ids += ids
-        else:
-            file_sep = tok.token_id("<|file_sep|>")
-            head = [tok.token_id("<|repo_name|>")] + tok.tokenize(f"{repo_name}\n")
-            for ids in ordered:
-                head += [file_sep] + ids
-            head += [file_sep] + tok.tokenize(f"{current_path}\n")
-    if layout == "spm":
-        # Suffix first: typing at the cursor then only changes the end of the prompt, so
-        # each keystroke prefills just the new characters.
-        tokens = head + [fim_suffix] + right_ids + [fim_prefix] + cfc_ids + left_ids
-    else:
-        tokens = head + [fim_prefix] + cfc_ids + left_ids + [fim_suffix] + right_ids
-    tokens.append(fim_middle)
+    included = _windows_within(
+        tok, chunks, chunk_paths, defs_included, budget.cfc_tokens - used, cfc_format, comment
+    )
+    # Definitions first, then the windows with the best chunk last: nearest to the code
+    # being completed.
+    ordered = def_groups + [ids for _, ids in reversed(included)]
+    head, cfc_ids = _crossfile_ids(tok, ordered, cfc_format, repo_name, current_path)
+    tokens = _fim_order(tok, layout, head, cfc_ids, left_ids, right_ids)
     decision_index = len(tokens) - 1
     middle, heal = context.middle_ids, b""
     if budget.token_healing and middle:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from repoformer_common.languages import LANGUAGES, PYTHON, comment_marker, language_of
+from repoformer_common.languages import LANGUAGES, PYTHON, Language, comment_marker, language_of
 from retrieval.chunking import Chunk, window_chunks
 from retrieval.tokenize import identifier_tokens
 
@@ -267,25 +267,38 @@ def cursor_syntax(path: str, left: str, right: str, scope: bool = True) -> Curso
     root = tree.root_node
     lines = (left + right).split("\n")
     row = left.count("\n")
+    opens_block = None if opener is None else _opens_block(root, language, code, row, opener)
+    found = _enclosing_definitions(root, language, left, right, lines)
+    headers = tuple(_signature(n, lines) for n in found)
+    if not found:
+        return CursorSyntax(opens_block, headers, -1, -1)
+    inner = found[-1]
+    return CursorSyntax(opens_block, headers, inner.start_point[0], inner.end_point[0] + 1)
 
-    opens_block: bool | None = None
-    if opener is not None:
-        end = len(code.encode("utf-8", errors="replace"))
-        leaf = root.descendant_for_point_range((row, end - len(opener.encode())), (row, end))
-        if leaf is None or leaf.type != opener:
-            opens_block = False  # inside a string or a comment, or part of another token
-        elif language is PYTHON and opener == ":":
-            parent = leaf.parent
-            first_word = code.strip().split(" ", 1)[0].rstrip(":")
-            opens_block = parent is not None and (
-                parent.type in _PY_BLOCK_HEADERS
-                or (parent.type == "ERROR" and first_word in _PY_BLOCK_KEYWORDS)
-            )
-        else:
-            opens_block = True
 
-    # The definitions around the cursor, found from the code token before it (the cursor
-    # itself often sits in whitespace that belongs to no node).
+def _opens_block(root: Any, language: Language, code: str, row: int, opener: str) -> bool:
+    """Whether the opener ending the cursor's line opens a block, by the syntax tree."""
+    end = len(code.encode("utf-8", errors="replace"))
+    leaf = root.descendant_for_point_range((row, end - len(opener.encode())), (row, end))
+    if leaf is None or leaf.type != opener:
+        return False  # inside a string or a comment, or part of another token
+    if language is PYTHON and opener == ":":
+        parent = leaf.parent
+        first_word = code.strip().split(" ", 1)[0].rstrip(":")
+        return parent is not None and (
+            parent.type in _PY_BLOCK_HEADERS
+            or (parent.type == "ERROR" and first_word in _PY_BLOCK_KEYWORDS)
+        )
+    return True
+
+
+def _enclosing_definitions(
+    root: Any, language: Language, left: str, right: str, lines: list[str]
+) -> list[Any]:
+    """The definitions around the cursor, outermost first, found from the code token
+    before it (the cursor itself often sits in whitespace that belongs to no node)."""
+    row = left.count("\n")
+    line = left.rsplit("\n", 1)[-1]
     before = left.rstrip()
     prev_row = before.count("\n")
     prev_col = max(0, len(before.rsplit("\n", 1)[-1].encode("utf-8", errors="replace")) - 1)
@@ -304,11 +317,7 @@ def cursor_syntax(path: str, left: str, right: str, scope: bool = True) -> Curso
                 found.append(node)
         node = node.parent
     found.reverse()
-    headers = tuple(_signature(n, lines) for n in found)
-    if not found:
-        return CursorSyntax(opens_block, headers, -1, -1)
-    inner = found[-1]
-    return CursorSyntax(opens_block, headers, inner.start_point[0], inner.end_point[0] + 1)
+    return found
 
 
 def syntax_query(left: str, right: str, syntax: CursorSyntax, n_lines: int) -> str | None:

@@ -66,3 +66,16 @@ def test_each_package_imports_only_the_layers_below_it(package: str):
 def test_the_check_sees_imports():
     """Guards the test itself: the CLI imports every layer below it, lazily or not."""
     assert set(imported_packages("repoformer_cli")) >= {"models", "evaluation", "training"}
+
+
+def test_serving_functions_stay_short():
+    """A newcomer reads a serving function on one screen: at most 60 lines each."""
+    long = []
+    for package in SERVING:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if lines > 60:
+                        long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines})")
+    assert not long, long

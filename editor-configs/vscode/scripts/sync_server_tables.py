@@ -108,6 +108,8 @@ DESCRIPTIONS: dict[str, str] = {
     "completion.latency_budget_ms": "Size the prompt so that the part not yet cached "
     "prefills within this time (ms) at the prefill rate measured at load; 0: always the "
     "full context budgets.",
+    "completion.warm_up": "After a quick answer from a prompt cut to the latency budget, "
+    "prefill the full prompt in the background so the next keystrokes use all of the context.",
     "completion.work_ahead": "Compute the next line in the background once a one-line "
     "suggestion is shown, so it is ready when you press Enter.",
     "completion.online": "Selective mode's online serving: the pass with cross-file context "
