@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VSIX := editor-configs/vscode/repoformer-lsp.vsix
 
-.PHONY: demo test test-fast lint model bootstrap clean editors neovim
+.PHONY: demo test test-fast lint model bootstrap clean editors neovim vscode-e2e
 
 bootstrap: $(STAMP)
 
@@ -54,7 +54,17 @@ neovim:
 	@command -v nvim >/dev/null || $(SUDO) apt-get install -y -q neovim \
 		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q neovim)
 
-test: model lint editors
+# The packaged extension in a real VS Code workbench (code-server and headless Chromium,
+# against the fast test server): ghost text shown and accepted, and two error paths.
+VSCODE_E2E_PACKAGES := chromium ripgrep build-essential libkrb5-dev curl
+vscode-e2e: $(VSIX) $(STAMP)
+	@missing=""; for p in $(VSCODE_E2E_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get install -y -q $$missing \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing); fi
+	SHOT=$(abspath editor-configs/vscode/.vscode-test/ghost-text.png) \
+		PYTHON=$(abspath $(BIN)/python) editor-configs/vscode/scripts/code-server-test.sh
+
+test: model lint editors vscode-e2e
 	REPOFORMER_NVIM_012=$(abspath $(NVIM012)) $(BIN)/python -m pytest -q
 
 # The fast tier alone: every test that needs no model (the protocol tests run the real

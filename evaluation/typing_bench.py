@@ -35,13 +35,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "always": {"retrieval": {"mode": "always"}},
     "selective": {"retrieval": {"mode": "selective"}},
     # What the speed features buy, one at a time (issue 45's measurements).
-    "never, no warm-up": {"retrieval": {"mode": "never"}, "completion": {"warmUp": False}},
-    "never, no work ahead": {"retrieval": {"mode": "never"}, "completion": {"workAhead": False}},
-    "never, no latency budget": {
+    "never-no-warmup": {"retrieval": {"mode": "never"}, "completion": {"warmUp": False}},
+    "never-no-workahead": {"retrieval": {"mode": "never"}, "completion": {"workAhead": False}},
+    "never-no-budget": {
         "retrieval": {"mode": "never"},
         "completion": {"latencyBudgetMs": 0},
     },
-    "selective, confidence": {"retrieval": {"mode": "selective", "policy": "confidence"}},
+    "selective-confidence": {"retrieval": {"mode": "selective", "policy": "confidence"}},
 }
 DEFAULT_CONFIGS = ("default", "never", "always", "selective")
 SERVER_COMMAND = (sys.executable, "-m", "repoformer_cli", "serve")

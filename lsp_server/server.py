@@ -63,6 +63,7 @@ def load_llama_generators(settings: Settings, report: PullProgress) -> LoadedGen
             n_ctx=settings.n_ctx,
             n_threads=settings.n_threads,
             reuse_moved=settings.reuse_moved,
+            gpu_layers=settings.gpu_layers,
         )
         if settings.completion.budget.token_healing:
             generator.read_vocabulary()  # here, not in the first completion (about 0.4 s)
@@ -135,7 +136,7 @@ class RepoformerServer(LanguageServer):
         self.parallel: LlamaGenerator | None = None  # online serving's second context
         self.model_error: str | None = None
         self.model_ready: asyncio.Future[None] | None = None
-        self._model_key: tuple[Path | None, str, int, int | None, bool, str] | None = None
+        self._model_key: tuple[Any, ...] | None = None
         self.index_task: asyncio.Future[None] | None = None
         self.settings_read = asyncio.Event()
         # The one owner of the model's time: loading, requests, work ahead (models.scheduler).
@@ -248,7 +249,7 @@ class RepoformerServer(LanguageServer):
             rate_text = f", prefill {rate:.0f} tokens/s" if rate else ""
             self.log(
                 f"repoformer model loaded: {generator.path} in {generator.load_seconds:.2f}s"
-                + rate_text,
+                f" on the {generator.device}" + rate_text,
                 types.MessageType.Info,
             )
         except Exception as exc:  # not only ModelFileError: any failure leaves a usable server
@@ -784,7 +785,7 @@ def shutdown(ls: RepoformerServer, params: None) -> None:
         ls.index.close()
 
 
-def _model_key(settings: Settings) -> tuple[Path | None, str, int, int | None, bool, str]:
+def _model_key(settings: Settings) -> tuple[Any, ...]:
     """What a loaded model depends on: a change to any of these reloads it."""
     return (
         settings.model_path,
@@ -793,4 +794,6 @@ def _model_key(settings: Settings) -> tuple[Path | None, str, int, int | None, b
         settings.n_threads,
         settings.completion.online,
         settings.reuse_moved,
+        settings.gpu_layers,
+        settings.completion.latency_budget_ms > 0,  # whether the prefill rate is measured
     )

@@ -30,6 +30,8 @@ class Settings:
     model_path: Path | None = None  # wins over model_name
     model_name: str = DEFAULT_MODEL_NAME  # a packaged model (models.files.MODELS)
     n_threads: int | None = None
+    # Layers offloaded to a GPU: -1 all of them, 0 none; ignored by a CPU-only build.
+    gpu_layers: int = -1
     # Move cached prompt parts that moved instead of prefilling them (models.generation).
     reuse_moved: str = "off"
     n_ctx: int = 2048
@@ -206,6 +208,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "model.path": (_path, "model_path"),
     "model.name": (_choice(*MODELS), "model_name"),
     "model.n_threads": (_optional_int(1, 256), "n_threads"),
+    "model.gpu_layers": (_int(-1, 1000), "gpu_layers"),
     "model.n_ctx": (_int(256, 32768), "n_ctx"),
     # Not "all": moving the right context cost 35 ES (models.generation.REUSE_MOVED).
     "model.reuse_moved": (_choice("off", "left"), "reuse_moved"),

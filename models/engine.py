@@ -637,6 +637,7 @@ class CompletionEngine:
             },
             completion_chars=len(text),
             generator=self.remote.endpoint if self.remote is not None else None,
+            device=getattr(self.generator, "device", None),
             decided_at=decider.point,
             online=outcome.online,
             prompt_ids=outcome.prompt.tokens if options.record_prompt_ids else None,

@@ -158,6 +158,7 @@ class LlamaGenerator:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         reuse_moved: str = "off",
+        gpu_layers: int = -1,
     ) -> None:
         """`reuse_moved`: reuse cached prompt parts that moved (see `moved_runs`) instead
         of prefilling them again. Their keys and values were computed after the old text
@@ -183,7 +184,9 @@ class LlamaGenerator:
         self._load = LoadMeter()
         self._threads_override: int | None = None  # set_threads(n) by online serving
         self._threads_now = (threads, batch_threads)
-        self.llm = _open_model(path, n_ctx, threads, batch_threads)
+        self.llm = _open_model(path, n_ctx, threads, batch_threads, gpu_layers)
+        # Where the model runs: a CPU-only build of llama.cpp ignores `gpu_layers`.
+        self.device = "gpu" if gpu_layers != 0 and _gpu_offload() else "cpu"
         # The spare sequence (SLOT) and its tokens; None: no spare (the context has one).
         self._slot_tokens: list[int] | None = [] if self._with_sequences() else None
         self._active_is_side = False  # sequence 0 holds work on the side
@@ -597,7 +600,13 @@ class LlamaGenerator:
         return token, -float(np.log(np.exp(logits - top).sum()))
 
 
-def _open_model(path: Path, n_ctx: int, threads: int, batch_threads: int) -> Any:
+def _gpu_offload() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def _open_model(path: Path, n_ctx: int, threads: int, batch_threads: int, gpu_layers: int) -> Any:
     """llama.cpp's model and context, with room for two prompts of `n_ctx` (sequence 0 and
     the spare SLOT share the cells); a clear error when it cannot load."""
     import llama_cpp
@@ -611,6 +620,7 @@ def _open_model(path: Path, n_ctx: int, threads: int, batch_threads: int) -> Any
             n_batch=512,
             n_threads=threads,
             n_threads_batch=batch_threads,
+            n_gpu_layers=gpu_layers,
             logits_all=False,
             verbose=False,
         )

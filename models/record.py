@@ -34,6 +34,7 @@ class DecisionRecord:
     completion_chars: int = 0
     # Only when they apply:
     generator: str | None = None  # a remote server's endpoint
+    device: str | None = None  # where the local model ran: "cpu" or "gpu" (model.gpuLayers)
     decided_at: str | None = None  # "prefill" or "first line"
     online: str | None = None  # which pass online serving kept
     prompt_ids: list[int] | None = None  # log.promptIds
@@ -58,6 +59,7 @@ class DecisionRecord:
 
     OPTIONAL = (
         "generator",
+        "device",
         "decided_at",
         "online",
         "prompt_ids",

@@ -92,3 +92,23 @@ def test_work_on_the_side_keeps_the_foreground_prompt_cached():
     assert _prefill(g, keystroke).reused_tokens >= len(here) - 1
     # The side work's cache was kept in SLOT too.
     assert _prefill(g, other + g.tokenize("\n"), side=True).reused_tokens >= len(other) - 1
+
+
+def test_gpu_layers_reach_llama_cpp_and_the_record_says_where_the_model_ran(workspace):
+    """`model.gpuLayers`: passed to llama.cpp as n_gpu_layers; a CPU-only build runs on
+    the CPU whatever it says, and the record tells which."""
+    import llama_cpp
+
+    from models.engine import CompletionEngine, CompletionOptions, CompletionRequest
+
+    path = pull_base_model(name=TEST_MODEL)
+    none = LlamaGenerator(path, gpu_layers=0)
+    assert none.device == "cpu" and none.llm.model_params.n_gpu_layers == 0
+    del none
+    g = LlamaGenerator(path, gpu_layers=-1)
+    assert g.llm.model_params.n_gpu_layers == -1
+    assert g.device == ("gpu" if llama_cpp.llama_supports_gpu_offload() else "cpu")
+    text = "def area(radius):\n    return "
+    request = CompletionRequest(workspace / "area.py", text, 1, 11)
+    record = CompletionEngine(g).complete(request, CompletionOptions(mode="never")).record
+    assert record["device"] == g.device

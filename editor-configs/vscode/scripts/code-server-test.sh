@@ -6,10 +6,12 @@
 #                accept it with Tab; saves docs/vscode-ghost-text.png
 #   missing      server.command not found: an error with the fix, status "not running"
 #   model-error  the model fails to load: an error notification and the error icon
-# Not part of `make test` (a first run installs code-server, about 2 minutes; then ~1 minute).
+# Part of `make test` (`make vscode-e2e`, which installs the Debian packages below); a first
+# run installs code-server (a few minutes), later runs take about 1.5 minutes.
 #
 #   editor-configs/vscode/scripts/code-server-test.sh
 #
+# SHOT: where the ghost-text screenshot goes (default docs/vscode-ghost-text.png, the README's).
 # The workspace is a copy of examples/workspace (under .vscode-test/workspace).
 # Needs Node 20, build tools (gcc, make, python3), and the Debian packages chromium,
 # libkrb5-dev and ripgrep. Everything else goes under editor-configs/vscode/.vscode-test/.
@@ -20,11 +22,12 @@ ROOT=$(cd "$HERE/../.." && pwd)
 WORK="$HERE/.vscode-test"
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 PORT=${PORT:-8321}
+SHOT=${SHOT:-$ROOT/docs/vscode-ghost-text.png}
 CS_VERSION=4.100.3 # the last code-server release on Node 20
 CS="$WORK/code-server/package"
 export npm_config_yes=true npm_config_audit=false npm_config_fund=false
 
-for need in chromium rg gcc make; do
+for need in chromium rg gcc make curl; do
   command -v "$need" >/dev/null || { echo "missing $need (apt-get install -y chromium ripgrep build-essential libkrb5-dev)"; exit 1; }
 done
 mkdir -p "$WORK"
@@ -96,7 +99,7 @@ EOF
 }
 
 FAST="[\"$PYTHON\", \"-m\", \"tests.fast_server\"]"
-run ghost "$FAST" "" "$ROOT/docs/vscode-ghost-text.png" "total = sum(item.price * item.quantity"
+run ghost "$FAST" "" "$SHOT" "total = sum(item.price * item.quantity"
 run missing '["no-such-repoformer-lsp", "serve"]' "" "$WORK/missing.png"
 run model-error "$FAST" '"repoformer.model.path": "/nonexistent/explode.gguf",' "$WORK/model-error.png"
 echo "code-server: all three scenarios passed"

@@ -108,6 +108,9 @@ DESCRIPTIONS: dict[str, str] = {
     "completion.latency_budget_ms": "Size the prompt so that the part not yet cached "
     "prefills within this time (ms) at the prefill rate measured at load; 0: always the "
     "full context budgets.",
+    "model.gpu_layers": "Model layers to offload to a GPU (-1: all, 0: none). Needs a "
+    "llama-cpp-python built with CUDA or Metal; a CPU-only build ignores it. Every decision "
+    "record says where the model ran (`device`).",
     "completion.warm_up": "After a quick answer from a prompt cut to the latency budget, "
     "prefill the full prompt in the background so the next keystrokes use all of the context.",
     "completion.work_ahead": "Compute the next line in the background once a one-line "
