@@ -36,6 +36,7 @@ class FakeGenerator(CharTokenizer):
         self.retrieve_head = None
         self.confidence_threshold = None
         self.prefill_rate = 0.0  # unmeasured: prompts keep their full budgets
+        self.device = "cpu"
 
     def uncached_tokens(self, prompt) -> int:
         return len(prompt)  # nothing is ever cached
