@@ -33,7 +33,13 @@ from watchdog.observers.api import BaseObserver
 from lsp_server.documents import IndexFeed, LspWorkspace
 from lsp_server.settings import SECTION, Settings, parse_settings
 from models.continuation import rest_of, text_continues, typed_since
-from models.engine import Cancelled, CompletionEngine, CompletionRequest, CompletionResult
+from models.engine import (
+    WARM_STEP,
+    Cancelled,
+    CompletionEngine,
+    CompletionRequest,
+    CompletionResult,
+)
 from models.files import MODELS, ModelFileError, PullProgress, is_installed, pull_default_model
 from models.generation import LlamaGenerator
 from models.record import DecisionRecord
@@ -452,7 +458,8 @@ class RepoformerServer(LanguageServer):
         if exc is None:
             result: CompletionResult = job.future.result()
             self._log_record({**result.record, **({"work": work} if work else {})})
-            if job.foreground and result.record.get("budget_step") and self.settings.warm_up:
+            step = result.record.get("budget_step")
+            if job.foreground and step is not None and step > WARM_STEP and self.settings.warm_up:
                 self._warm_up(request, tags["left"], tags["right"])
             origin = "request" if job.foreground else job.label
             self.type_through.store(tags["uri"], tags["left"], tags["right"], result.text, origin)
@@ -509,9 +516,10 @@ class RepoformerServer(LanguageServer):
         )
 
     def _warm_up(self, request: CompletionRequest, left: str, right: str) -> None:
-        """After an answer from a prompt cut to the latency budget: prefill the full prompt
-        in the background (nothing generated), so the keystrokes that follow, which find it
-        cached, are answered from all of the context."""
+        """After an answer from a prompt cut hard to the latency budget: prefill the prompt
+        with all of the left context and a short right one (`WARM_STEP`) in the background,
+        nothing generated, so the keystrokes and the lines that follow, which find it
+        cached, are answered from that context."""
         if self.generator is None or self._background_at(request.uri, left, right):
             return
         uri, engine, options = request.uri, self._engine(self.generator), self.settings.completion

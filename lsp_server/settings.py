@@ -51,8 +51,8 @@ class Settings:
     type_through: bool = True
     # Compute the next line in the background once a one-line suggestion is made.
     work_ahead: bool = True
-    # After an answer from a prompt cut to the latency budget, prefill the full prompt in the
-    # background, so that the next keystrokes are answered from all of the context.
+    # After an answer from a prompt cut hard to the latency budget, prefill the prompt with
+    # all of the left context in the background (models.engine.WARM_STEP).
     warm_up: bool = True
 
 

@@ -133,21 +133,27 @@ def first_line(text: str) -> str | None:
     return None if end < 0 else text[:end]
 
 
-BUDGET_STEPS = 4  # the full budgets and three smaller steps (budget_step)
+BUDGET_STEPS = 5  # the full budgets and four smaller steps (budget_step)
+# Step 1 keeps all of the left context and cuts the right: the left context's start stays put
+# from line to line, so only the right context is prefilled again at each new line, and
+# this keeps that cheap. It is what the warm-up prefills after a quicker answer.
+WARM_STEP = 1
+SHORT_RIGHT = 64
 
 
 def budget_step(full: PromptBudget, step: int) -> PromptBudget:
-    """The budget `step` steps below `full`: the left and cross-file context halved each
-    step, the right context quartered first (the text after the cursor matters less, and
-    Continue keeps it to a fifth of the prompt)."""
+    """The budget `step` steps below `full`: first the right context cut to 64 tokens
+    (llama.vim and Continue keep the suffix short too), then at each further step the left
+    and cross-file context halved and the right halved again (at least 16)."""
     if step == 0:
         return full
+    halve = step - 1
     return replace(
         full,
-        left_tokens=max(32, full.left_tokens >> step),
-        right_tokens=max(16, full.right_tokens >> (step + 1)),
-        cfc_tokens=full.cfc_tokens >> step,
-        definition_tokens=full.definition_tokens >> step,
+        left_tokens=max(32, full.left_tokens >> halve),
+        right_tokens=max(16, min(full.right_tokens, SHORT_RIGHT) >> halve),
+        cfc_tokens=full.cfc_tokens >> halve,
+        definition_tokens=full.definition_tokens >> halve,
     )
 
 
@@ -394,10 +400,9 @@ class CompletionEngine:
         options: CompletionOptions,
         crossfile: CrossFile,
     ) -> tuple[PromptBudget, int | None]:
-        """The largest of the configured budgets and its smaller steps (1/2, 1/4, 1/8 of
-        the left and cross-file context, 1/4, 1/8, 1/16 of the right) whose prompt
-        prefills within `latency_budget_ms`, counting only what the KV cache lacks; and
-        its step (None: no latency budget applies)."""
+        """The largest of the configured budgets and its smaller steps (`budget_step`)
+        whose prompt prefills within `latency_budget_ms`, counting only what the KV cache
+        lacks; and its step (None: no latency budget applies)."""
         full, rate = options.budget, self.generator.prefill_rate
         if not options.latency_budget_ms or not rate or self.remote is not None:
             return full, None
@@ -416,9 +421,11 @@ class CompletionEngine:
         options: CompletionOptions,
         is_cancelled: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
-        """Prefill the full-budget prompt for this cursor and generate nothing (background
-        warm-up; the foreground prompt's cache is kept aside). Returns a short record."""
+        """Prefill the prompt of budget step `WARM_STEP` for this cursor and generate
+        nothing (background warm-up; the foreground prompt's cache is kept aside), so that
+        the keystrokes and lines after it can afford that prompt. Returns a short record."""
         started = time.perf_counter()
+        options = replace(options, budget=budget_step(options.budget, WARM_STEP))
         cursor = Cursor.of(request, options)
         retrieve = _Retrieval(self, request, cursor, options, _Timings())
         crossfile = retrieve() if options.mode == "always" else NO_CONTEXT

@@ -111,8 +111,9 @@ DESCRIPTIONS: dict[str, str] = {
     "model.gpu_layers": "Model layers to offload to a GPU (-1: all, 0: none). Needs a "
     "llama-cpp-python built with CUDA or Metal; a CPU-only build ignores it. Every decision "
     "record says where the model ran (`device`).",
-    "completion.warm_up": "After a quick answer from a prompt cut to the latency budget, "
-    "prefill the full prompt in the background so the next keystrokes use all of the context.",
+    "completion.warm_up": "After a quick answer from a prompt cut hard to the latency budget, "
+    "prefill the prompt with all of the left context in the background, so the next "
+    "keystrokes and lines can use it.",
     "completion.work_ahead": "Compute the next line in the background once a one-line "
     "suggestion is shown, so it is ready when you press Enter.",
     "completion.online": "Selective mode's online serving: the pass with cross-file context "
