@@ -269,11 +269,28 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "wrong_shown_per_line": share(sum(r["wrong_shown"] for r in rows), len(rows)),
         "server_cpu_s_per_line": share(sum(r["server_cpu_s"] for r in rows), len(rows)),
         "instant_lines": len(bounded),
+        **first_reply_scores(bounded),
         "instant_saved_share": share(instant, bounded_chars),
         "saved_over_instant": share(saved_bounded, instant),
         "requests": sum(r["requests"] for r in rows),
         "unanswered": sum(r["unanswered"] for r in rows),
         "errors": sorted({e for r in rows for e in r["errors"]}),
+    }
+
+
+def first_reply_scores(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """ES (0-100) and EM (%) of the answer on arriving at each line (the instant bound's
+    first request; no answer counts as empty), its first line against the line's text:
+    the accuracy that the prompt sized for speed keeps."""
+    from evaluation.metrics import edit_similarity, exact_match
+
+    scored = [r for r in rows if "first_reply" in r]
+    if not scored:
+        return {"first_reply_es": None, "first_reply_em": None}
+    pairs = [((r["first_reply"] or "").split("\n", 1)[0], r["text"].rstrip()) for r in scored]
+    return {
+        "first_reply_es": float(np.mean([edit_similarity(p, t) for p, t in pairs])),
+        "first_reply_em": 100 * float(np.mean([exact_match(p, t) for p, t in pairs])),
     }
 
 
@@ -357,6 +374,11 @@ COLUMNS = (
         "the server went quiet after it",
     ),
     ("unanswered", "requests never answered (a cancelled one is answered RequestCancelled)"),
+    (
+        "arrival ES / EM",
+        "edit similarity (0-100) and exact match (%) of the answer on arriving at the line "
+        "(the instant bound's first request), its first line against the line",
+    ),
 )
 
 
@@ -386,8 +408,9 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "line whose start is already typed).",
         "",
         "| config | scenario | lines | saved | instant | saved/instant | accepted | "
-        "keys w/ sugg. | first shown p50/p95 s | wrong/line | CPU s/line | unanswered |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "keys w/ sugg. | first shown p50/p95 s | wrong/line | CPU s/line | unanswered | "
+        "arrival ES / EM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for config, scenarios in report["summary"].items():
         for scenario, s in scenarios.items():
@@ -397,7 +420,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
                 f"{p(s['accepted_share'])} | {p(s['keystrokes_with_suggestion_share'])} | "
                 f"{f(s['first_shown_s_p50'])} / {f(s['first_shown_s_p95'])} "
                 f"({s['lines_with_suggestion_shown']}) | {f(s['wrong_shown_per_line'])} | "
-                f"{f(s['server_cpu_s_per_line'])} | {s['unanswered']} of {s['requests']} |"
+                f"{f(s['server_cpu_s_per_line'])} | {s['unanswered']} of {s['requests']} | "
+                f"{f(s.get('first_reply_es'), 1)} / {f(s.get('first_reply_em'), 0)} |"
             )
     lines += ["", "Columns:", ""] + [f"- **{name}**: {what}." for name, what in COLUMNS]
     lines += ["", "Configurations (server settings sent; `default` sends none):", ""]

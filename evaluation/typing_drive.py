@@ -369,6 +369,8 @@ async def instant_plan(server: Server, plan: Plan, doc: Doc) -> list[dict[str, A
             rid, future = server.ask(doc)
             await asyncio.wait([future], timeout=REPLY_TIMEOUT_S)  # wait_for would cancel it
             found["instant_requests"] = k + 1
+            if k == 0:  # the answer on arriving at the line, scored by ES and EM too
+                found["first_reply"] = reply_text(future) if future.done() else None
             if not future.done():
                 server.cancel(rid)
             elif completes(reply_text(future), target, k):

@@ -32,6 +32,7 @@ from watchdog.observers.api import BaseObserver
 
 from lsp_server.documents import IndexFeed, LspWorkspace
 from lsp_server.settings import SECTION, Settings, parse_settings
+from models.choice import AUTO, auto_model
 from models.continuation import rest_of, text_continues, typed_since
 from models.engine import (
     WARM_STEP,
@@ -40,7 +41,14 @@ from models.engine import (
     CompletionRequest,
     CompletionResult,
 )
-from models.files import MODELS, ModelFileError, PullProgress, is_installed, pull_default_model
+from models.files import (
+    MODELS,
+    SMALL_MODEL_NAME,
+    ModelFileError,
+    PullProgress,
+    is_installed,
+    pull_default_model,
+)
 from models.generation import LlamaGenerator
 from models.record import DecisionRecord
 from models.remote import RemoteCompletions
@@ -59,26 +67,39 @@ __version__ = "0.1.0"
 
 def load_llama_generators(settings: Settings, report: PullProgress) -> LoadedGenerators:
     """The configured model (the default one is downloaded and verified first, with
-    progress), loaded in-process; a second context of it for online serving."""
-    path = settings.model_path or pull_default_model(report, name=settings.model_name)
-    report(f"loading {path.name}", 1, 1)
-
-    def context() -> LlamaGenerator:
-        generator = LlamaGenerator(
-            path,
-            n_ctx=settings.n_ctx,
-            n_threads=settings.n_threads,
-            reuse_moved=settings.reuse_moved,
-            gpu_layers=settings.gpu_layers,
-        )
-        if settings.completion.budget.token_healing:
-            generator.read_vocabulary()  # here, not in the first completion (about 0.4 s)
-        if settings.completion.latency_budget_ms:
-            generator.measure_prefill_rate()  # prompts are sized for this machine from the start
-        return generator
-
+    progress), loaded in-process; a second context of it for online serving. `auto`: the
+    small model, or the large one where this machine can run it in time (models.choice)."""
+    name, budget = settings.model_name, settings.completion.latency_budget_ms
+    generator = None
+    if settings.model_path is None and name == AUTO:
+        small = _load_generator(settings, report, SMALL_MODEL_NAME) if budget else None
+        name, why = auto_model(small.prefill_rate if small else None, budget)
+        keep = small is not None and small.path.name == MODELS[name].filename
+        chosen = small if keep and small is not None else _load_generator(settings, report, name)
+        chosen.choice = f"model.name auto: {name}, because {why}"
+        generator = chosen
+    generator = generator or _load_generator(settings, report, name)
     # Online serving runs a second pass at once: a second context of the model.
-    return context(), context() if settings.completion.online else None
+    second = _load_generator(settings, report, name) if settings.completion.online else None
+    return generator, second
+
+
+def _load_generator(settings: Settings, report: PullProgress, name: str) -> LlamaGenerator:
+    """One context of the model (`model.path`, else the packaged `name`), ready to serve."""
+    path = settings.model_path or pull_default_model(report, name=name)
+    report(f"loading {path.name}", 1, 1)
+    generator = LlamaGenerator(
+        path,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        reuse_moved=settings.reuse_moved,
+        gpu_layers=settings.gpu_layers,
+    )
+    if settings.completion.budget.token_healing:
+        generator.read_vocabulary()  # here, not in the first completion (about 0.4 s)
+    if settings.completion.latency_budget_ms:
+        generator.measure_prefill_rate()  # prompts are sized for this machine from the start
+    return generator
 
 
 # LSP's line breaks (models.text_lines): the line a cursor after some text is on.
@@ -232,10 +253,11 @@ class RepoformerServer(LanguageServer):
         self._model_key = _model_key(settings)
         progress = await self.start_progress("repoformer: preparing model")
         outcome = "model unavailable"
-        if settings.model_path is None and not is_installed(settings.model_name):
-            size = MODELS[settings.model_name].size / 1e6
+        first = SMALL_MODEL_NAME if settings.model_name == AUTO else settings.model_name
+        if settings.model_path is None and not is_installed(first):
+            size = MODELS[first].size / 1e6
             self.log(
-                f"repoformer: model {settings.model_name} is not installed: downloading it "
+                f"repoformer: model {first} is not installed: downloading it "
                 f"({size:,.0f} MB from PyPI, verified before use); completions start once "
                 "it is ready",
                 types.MessageType.Info,
@@ -251,6 +273,8 @@ class RepoformerServer(LanguageServer):
             )
             self.generator, self.parallel = generator, parallel
             outcome = "model ready"
+            if generator.choice:
+                self.log(f"repoformer {generator.choice}", types.MessageType.Info)
             rate = generator.prefill_rate
             rate_text = f", prefill {rate:.0f} tokens/s" if rate else ""
             self.log(

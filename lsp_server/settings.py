@@ -14,10 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from models.choice import AUTO
 from models.crossfile import SOURCES
 from models.decision import POLICIES
 from models.engine import MODES, QUERIES, CompletionOptions
-from models.files import DEFAULT_MODEL_NAME, MODELS
+from models.files import MODELS
 from models.prompt import CFC_FORMATS, LAYOUTS
 from retrieval.index import CHUNKINGS
 
@@ -28,7 +29,9 @@ SECTION = "repoformer"
 class Settings:
     completion: CompletionOptions = field(default_factory=CompletionOptions)
     model_path: Path | None = None  # wins over model_name
-    model_name: str = DEFAULT_MODEL_NAME  # a packaged model (models.files.MODELS)
+    # A packaged model (models.files.MODELS), or `auto`: the one this machine can answer
+    # with in time (models.choice).
+    model_name: str = AUTO
     n_threads: int | None = None
     # Layers offloaded to a GPU: -1 all of them, 0 none; ignored by a CPU-only build.
     gpu_layers: int = -1
@@ -52,8 +55,10 @@ class Settings:
     # Compute the next line in the background once a one-line suggestion is made.
     work_ahead: bool = True
     # After an answer from a prompt cut hard to the latency budget, prefill the prompt with
-    # all of the left context in the background (models.engine.WARM_STEP).
-    warm_up: bool = True
+    # all of the left context in the background (models.engine.WARM_STEP). Off: in the
+    # typing benchmark it cost characters saved (it competes with the next keystrokes and
+    # the next line; docs/results.md).
+    warm_up: bool = False
 
 
 def _snake(name: str) -> str:
@@ -206,7 +211,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "completion.max_tokens_block": (_int(1, 1024), "completion.max_tokens_block"),
     "completion.max_lines": (_int(1, 100), "completion.max_lines"),
     "model.path": (_path, "model_path"),
-    "model.name": (_choice(*MODELS), "model_name"),
+    "model.name": (_choice(AUTO, *MODELS), "model_name"),
     "model.n_threads": (_optional_int(1, 256), "n_threads"),
     "model.gpu_layers": (_int(-1, 1000), "gpu_layers"),
     "model.n_ctx": (_int(256, 32768), "n_ctx"),

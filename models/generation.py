@@ -194,9 +194,9 @@ class LlamaGenerator:
             reuse_moved = "off"
         self.reuse_moved = reuse_moved
         self.load_seconds = time.perf_counter() - started
-        # Prompt tokens a second this machine prefills (measured below, then followed as
-        # passes run): what `latency_budget_ms` sizes prompts with.
+        # Prompt tokens a second (measure_prefill_rate, then followed as passes run).
         self.prefill_rate = 0.0
+        self.choice = ""  # why the server chose this model (model.name auto), for the log
         self.n_ctx = n_ctx
         self.n_threads = self.llm.context_params.n_threads
         self.n_vocab = self.llm.n_vocab()

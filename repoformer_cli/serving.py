@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from lsp_server.settings import Settings, parse_settings
+from models.choice import model_without_budget
 from models.crossfile import SOURCES
 from models.decision import POLICIES
 from models.engine import MODES, CompletionEngine, CompletionRequest
@@ -56,7 +57,7 @@ def _model_path(settings: Settings) -> Path:
         return settings.model_path
     bar = _Bar()
     try:
-        return pull_default_model(bar, name=settings.model_name)
+        return pull_default_model(bar, name=model_without_budget(settings.model_name))
     finally:
         bar.close()
 

@@ -37,6 +37,7 @@ class FakeGenerator(CharTokenizer):
         self.confidence_threshold = None
         self.prefill_rate = 0.0  # unmeasured: prompts keep their full budgets
         self.device = "cpu"
+        self.choice = ""
 
     def uncached_tokens(self, prompt) -> int:
         return len(prompt)  # nothing is ever cached

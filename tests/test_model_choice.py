@@ -1,0 +1,41 @@
+"""`model.name = auto`: the model is picked by this machine's measured speed."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.choice import AUTO, MIN_PROMPT_TOKENS, auto_model, model_without_budget
+from models.files import DEFAULT_MODEL_NAME, MODELS, SMALL_MODEL_NAME
+
+
+def test_a_slow_machine_gets_the_small_model_and_a_fast_one_the_large():
+    slow, why = auto_model(100.0, 1000)  # the development machine's 0.5B: about 100 tokens/s
+    assert slow == SMALL_MODEL_NAME and "fewer than" in why
+    fast, why = auto_model(2000.0, 1000)  # a GPU, or a much faster CPU
+    assert fast == DEFAULT_MODEL_NAME and f"at least {MIN_PROMPT_TOKENS}" in why
+    assert auto_model(None, 0)[0] == DEFAULT_MODEL_NAME  # no budget: accuracy wins
+    # A longer budget lets the same machine afford the large model.
+    assert auto_model(100.0, 10_000)[0] == DEFAULT_MODEL_NAME
+
+
+def test_the_command_line_resolves_auto_to_the_most_accurate_model():
+    assert model_without_budget(AUTO) == DEFAULT_MODEL_NAME
+    assert model_without_budget(SMALL_MODEL_NAME) == SMALL_MODEL_NAME
+
+
+@pytest.mark.model
+def test_the_server_loader_picks_by_the_measured_prefill_rate():
+    from lsp_server.server import load_llama_generators
+    from lsp_server.settings import Settings
+
+    settings = Settings()  # model.name auto, the default latency budget
+    assert settings.model_name == AUTO
+    generator, second = load_llama_generators(settings, lambda *_: None)
+    assert second is None and generator.prefill_rate > 0
+    small_rate = (
+        generator.prefill_rate if generator.path.name == MODELS[SMALL_MODEL_NAME].filename else None
+    )
+    chosen = next(n for n, m in MODELS.items() if m.filename == generator.path.name)
+    assert chosen in generator.choice
+    if small_rate is not None:  # kept the small model: the large one would not fit here
+        assert auto_model(small_rate, settings.completion.latency_budget_ms)[0] == SMALL_MODEL_NAME
