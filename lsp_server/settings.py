@@ -17,7 +17,7 @@ from typing import Any
 from models.choice import AUTO
 from models.crossfile import SOURCES
 from models.decision import POLICIES
-from models.engine import MODES, QUERIES, CompletionOptions
+from models.engine import LATENCY_BUDGET_MS, MODES, QUERIES, CompletionOptions
 from models.files import MODELS
 from models.prompt import CFC_FORMATS, LAYOUTS
 from retrieval.index import CHUNKINGS
@@ -27,7 +27,9 @@ SECTION = "repoformer"
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    completion: CompletionOptions = field(default_factory=CompletionOptions)
+    completion: CompletionOptions = field(
+        default_factory=lambda: CompletionOptions(latency_budget_ms=LATENCY_BUDGET_MS)
+    )
     model_path: Path | None = None  # wins over model_name
     # A packaged model (models.files.MODELS), or `auto`: the one this machine can answer
     # with in time (models.choice).

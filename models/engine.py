@@ -88,7 +88,7 @@ class CompletionOptions:
     # the measured prefill rate (0: always the full budgets). At a new place on a small
     # machine that is a short prompt, and the answer comes while the user still needs it;
     # where the cache already holds the start, the full prompt costs nothing more.
-    latency_budget_ms: int = 1000
+    latency_budget_ms: int = 0  # the server's default is LATENCY_BUDGET_MS
     capture_decision_logits: bool = False  # for the training pipeline
     record_prompt_ids: bool = False  # put the final prompt's tokens in the record (benchmarks)
 
@@ -133,6 +133,9 @@ def first_line(text: str) -> str | None:
     return None if end < 0 else text[:end]
 
 
+# The server's completion.latencyBudgetMs. The engine alone (evaluation, training, the
+# command line) keeps the full budgets unless told otherwise.
+LATENCY_BUDGET_MS = 1000
 BUDGET_STEPS = 5  # the full budgets and four smaller steps (budget_step)
 # Step 1 keeps all of the left context and cuts the right: the left context's start stays put
 # from line to line, so only the right context is prefilled again at each new line, and

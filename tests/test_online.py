@@ -42,14 +42,16 @@ def test_online_keeps_the_pass_the_decision_picks(engine: CompletionEngine, requ
     assert always.text and never.text
 
     eager = engine.complete(
-        request_, CompletionOptions(mode="selective", threshold=0.0, online=True)
+        request_,
+        _online(threshold=0.0),
     )
     assert eager.record["online"] == "kept the pass with context"
     assert eager.record["retrieved"] and eager.record["chunks"] == always.record["chunks"]
     assert eager.text  # (equal to `always` up to float noise from other batch shapes)
 
     lazy = engine.complete(
-        request_, CompletionOptions(mode="selective", threshold=1.0, online=True)
+        request_,
+        _online(threshold=1.0),
     )
     assert lazy.record["online"] == "kept the pass without context"
     assert not lazy.record["retrieved"] and lazy.text
@@ -71,9 +73,20 @@ def test_a_cancelled_online_request_stops_both_passes(engine: CompletionEngine, 
         return cancelled.is_set()
 
     with pytest.raises(Cancelled):
-        engine.complete(request_, CompletionOptions(mode="selective", online=True), is_cancelled)
+        engine.complete(
+            request_,
+            _online(),
+            is_cancelled,
+        )
     assert engine.parallel.lock.acquire(timeout=30)  # the context pass stopped too
     engine.parallel.lock.release()
     # And the engine serves the next request normally.
-    after = engine.complete(request_, CompletionOptions(mode="selective", online=True))
+    after = engine.complete(request_, _online())
     assert "online" in after.record
+
+
+def _online(threshold: float | None = None) -> CompletionOptions:
+    """Online serving races the pass that decides: a policy that decides after it."""
+    return CompletionOptions(
+        mode="selective", policy="confidence", threshold=threshold, online=True
+    )

@@ -135,7 +135,11 @@ async def test_online_serving_is_a_setting(client: LanguageClient, workspace: Pa
     uri = open_doc(client, workspace / "inventory/online.py", MAKE_ITEM + ")\n")
     for online in (True, False):
         settings = {
-            "repoformer": {"retrieval": {"mode": "selective"}, "completion": {"online": online}}
+            "repoformer": {
+                # Online serving races the deciding pass: a policy that decides after it.
+                "retrieval": {"mode": "selective", "policy": "confidence"},
+                "completion": {"online": online},
+            }
         }
         client.set_configuration(settings)
         after = len(client.log_messages)

@@ -132,7 +132,8 @@ def never_pass(
     hidden: HiddenFromLogits,
 ) -> dict[str, Any]:
     """The no-retrieval completion and what the decision sees at run time."""
-    never = engine.complete(request, replace(opts, mode="never"))
+    # The decision features come from the never pass's first line (the confidence policy).
+    never = engine.complete(request, replace(opts, mode="never", policy="confidence"))
     assert never.decision_logits is not None
     logits = never.decision_logits
     return {
