@@ -487,7 +487,10 @@ class RepoformerServer(LanguageServer):
                 self._warm_up(request, tags["left"], tags["right"])
             origin = "request" if job.foreground else job.label
             self.type_through.store(tags["uri"], tags["left"], tags["right"], result.text, origin)
-            self._work_ahead(request, tags["left"], tags["right"], result.text)
+            # A guessed line leads to the next guess only once the user gets there
+            # (_type_through), not in an endless chain.
+            if job.foreground:
+                self._work_ahead(request, tags["left"], tags["right"], result.text)
             return
         if isinstance(exc, Stopped | Cancelled):
             if not job.foreground and not job.started:
@@ -811,7 +814,8 @@ async def status(ls: RepoformerServer, *args: Any) -> dict[str, Any]:
 
 @server.feature(types.SHUTDOWN)
 def shutdown(ls: RepoformerServer, params: None) -> None:
-    """Stop the file watcher."""
+    """Stop the model's work and the file watcher."""
+    ls.scheduler.close()
     ls.index_feed.shutdown()
     if ls.index is not None:
         ls.index.close()

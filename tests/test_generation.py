@@ -112,3 +112,25 @@ def test_gpu_layers_reach_llama_cpp_and_the_record_says_where_the_model_ran(work
     request = CompletionRequest(workspace / "area.py", text, 1, 11)
     record = CompletionEngine(g).complete(request, CompletionOptions(mode="never")).record
     assert record["device"] == g.device
+
+
+def test_a_stopped_pass_keeps_what_it_prefilled_for_the_next_prompt():
+    """A request stopped mid-prefill (cancelled, or pre-empted by the scheduler) leaves the
+    pieces it prefilled in the KV cache: the next prompt with the same start reuses them."""
+    from models.generation import PREFILL_PIECE
+
+    g = LlamaGenerator(pull_base_model(name=TEST_MODEL))
+    body = "".join(f"def f{i}(x):\n    return x * {i}\n\n\n" for i in range(40))
+    prompt = [g.token_id("<|fim_prefix|>"), *g.tokenize(body)]
+    assert len(prompt) > 3 * PREFILL_PIECE
+    checks = 0
+
+    def stop_after_two_pieces() -> bool:
+        nonlocal checks
+        checks += 1
+        return checks > 2
+
+    logits, stopped = logits_at(g, prompt, should_stop=stop_after_two_pieces)
+    assert logits is None and stopped.prefilled_tokens == 2 * PREFILL_PIECE
+    _, stats = logits_at(g, prompt + g.tokenize("x = 1\n"))
+    assert stats.reused_tokens >= 2 * PREFILL_PIECE
