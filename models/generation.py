@@ -35,7 +35,7 @@ PREFILL_PIECE = 64
 # context) overwrites sequence 0, so the next keystroke does not prefill it again.
 PARK, SLOT = 1, 2
 
-# "all" is for benchmarks/moved_cache.py only: on 61 lines written one after another it
+# "all" is for benchmarks/archive/moved_cache.py only: on 61 lines written one after another it
 # cost 35 ES (benchmarks/results/moved-cache/2026-12-03-a12df73476/).
 REUSE_MOVED = ("off", "left", "all")
 # With `reuse_moved`, a run of cached tokens at least this long that the new prompt holds
