@@ -18,7 +18,7 @@ from models.choice import AUTO
 from models.crossfile import SOURCES
 from models.decision import POLICIES
 from models.engine import LATENCY_BUDGET_MS, MODES, QUERIES, CompletionOptions
-from models.files import MODELS
+from models.files import DEFAULT_MODEL_NAME, MODELS
 from models.prompt import CFC_FORMATS, LAYOUTS
 from retrieval.index import CHUNKINGS
 
@@ -31,9 +31,10 @@ class Settings:
         default_factory=lambda: CompletionOptions(latency_budget_ms=LATENCY_BUDGET_MS)
     )
     model_path: Path | None = None  # wins over model_name
-    # A packaged model (models.files.MODELS), or `auto`: the one this machine can answer
-    # with in time (models.choice).
-    model_name: str = AUTO
+    # A packaged model (models.files.MODELS), or `auto`: picked by this machine's measured
+    # speed (models.choice). The 1.5B saved more characters than the 0.5B in two of the
+    # three typing scenarios here even on 2 cores (docs/results.md), so it stays the default.
+    model_name: str = DEFAULT_MODEL_NAME
     n_threads: int | None = None
     # Layers offloaded to a GPU: -1 all of them, 0 none; ignored by a CPU-only build.
     gpu_layers: int = -1

