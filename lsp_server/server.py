@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 LoadedGenerators = tuple[LlamaGenerator, LlamaGenerator | None]
 GeneratorLoader = Callable[[Settings, PullProgress], LoadedGenerators]
 DECISION_PREFIX = "repoformer decision "
+WORK_PREFIX = "repoformer work "  # the record of background work (next line, warm-up)
 __version__ = "0.1.0"
 
 
@@ -627,7 +628,10 @@ class RepoformerServer(LanguageServer):
         return self.workspace.get_text_document(uri)
 
     def _log_record(self, record: dict[str, Any]) -> None:
-        self.log(DECISION_PREFIX + json.dumps(record, separators=(",", ":")))
+        """One log line per record: the editor's requests as "repoformer decision {json}",
+        background work as "repoformer work {json}" (editors count decision lines)."""
+        prefix = WORK_PREFIX if record.get("work") else DECISION_PREFIX
+        self.log(prefix + json.dumps(record, separators=(",", ":")))
 
     def _early_record(self, request: CompletionRequest, **fields: Any) -> DecisionRecord:
         """The record of a request answered without running the model."""

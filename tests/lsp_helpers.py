@@ -12,7 +12,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from evaluation.stdio_peer import StdioPeer
-from lsp_server.server import DECISION_PREFIX
+from lsp_server.server import DECISION_PREFIX, WORK_PREFIX
 from tests.conftest import TEST_MODEL
 
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "repoformer_cli", "serve"])
@@ -36,12 +36,12 @@ def init_params(root: Path, options: Any = None) -> types.InitializeParams:
 def decisions(client: LanguageClient, work: bool = False) -> list[dict[str, Any]]:
     """The decision records of the editor's requests (`work`: also those of the server's
     background work, such as the next line computed ahead)."""
-    records = [
-        json.loads(m.message[len(DECISION_PREFIX) :])
+    prefixes = (DECISION_PREFIX, WORK_PREFIX) if work else (DECISION_PREFIX,)
+    return [
+        json.loads(m.message.split(" ", 2)[2])
         for m in client.log_messages
-        if m.message.startswith(DECISION_PREFIX)
+        if m.message.startswith(prefixes)
     ]
-    return [r for r in records if work or "work" not in r]
 
 
 async def wait_for_log(

@@ -55,6 +55,8 @@ def nvim(workspace: Path, tmp_path_factory: pytest.TempPathFactory):
           cmd = { select(2, ...), "-m", "repoformer_cli", "serve" },
           settings = { repoformer = {
             retrieval = { mode = "always" }, model = { name = select(3, ...) },
+            -- retrieval must happen: no prompt cut to this machine's speed
+            completion = { latencyBudgetMs = 0 },
           } },
           debounce_ms = 100,
         })

@@ -35,7 +35,10 @@ MAKE_ITEM = (
 @pytest_lsp.fixture(config=SERVER, scope="module")
 async def client(lsp_client: LanguageClient, workspace: Path):
     lsp_client.set_configuration({"repoformer": {"retrieval": {"mode": "selective"}}})
-    await lsp_client.initialize_session(init_params(workspace))
+    # These tests check what retrieval does: no prompt cut to this machine's speed.
+    await lsp_client.initialize_session(
+        init_params(workspace, {"completion": {"latencyBudgetMs": 0}})
+    )
     await wait_for_log(lsp_client, "repoformer index:")
     yield
     await lsp_client.shutdown_session()
