@@ -118,7 +118,6 @@ def _read_outcome(future: asyncio.Future[Any]) -> None:
 class _LatestCursor:
     """The newest request's cursor in a document (identity: which request it was)."""
 
-    seq: int
     left: str
     right: str
 
@@ -180,7 +179,6 @@ class RepoformerServer(LanguageServer):
         # (dropped before they start; a run stops once the newest cursor does not continue
         # its cursor).
         self.latest_request: dict[str, _LatestCursor] = {}
-        self._request_seq = 0
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -375,8 +373,7 @@ class RepoformerServer(LanguageServer):
         request = CompletionRequest(Path(to_fs_path(uri) or uri), doc.source, line, character, uri)
         version = doc.version
         left, right = request.split()
-        self._request_seq += 1
-        cursor = self.latest_request[uri] = _LatestCursor(self._request_seq, left, right)
+        cursor = self.latest_request[uri] = _LatestCursor(left, right)
         rest = self._type_through(request, left, right, started)
         if rest is not None:
             return [rest]
@@ -458,19 +455,32 @@ class RepoformerServer(LanguageServer):
             return text_continues(doc.source, left, right)
 
         options = self.settings.completion
-        job = Job(
-            lambda should_stop: engine.complete(request, options, should_stop),
-            foreground=True,
-            wanted=wanted,
-            label="request",
-            tags={"uri": uri, "left": left, "right": right, "request": request},
-        )
-        self._when_done(job)
-        return self.scheduler.submit(job)
+        run = lambda should_stop: engine.complete(request, options, should_stop)  # noqa: E731
+        return self._submit(run, request, left, right, wanted, label="request")
 
-    def _when_done(self, job: Job) -> None:
+    def _submit(
+        self,
+        run: Callable[[Callable[[], bool]], Any],
+        request: CompletionRequest,
+        left: str,
+        right: str,
+        wanted: Callable[[], bool],
+        *,
+        label: str,
+    ) -> Job:
+        """Model work for the cursor (left, right) of `request`, to the scheduler:
+        foreground for the editor's requests, background for every other label; its
+        outcome comes back to `_job_done` on the event loop."""
+        job = Job(
+            run,
+            foreground=label == "request",
+            wanted=wanted,
+            label=label,
+            tags={"uri": request.uri, "left": left, "right": right, "request": request},
+        )
         loop = asyncio.get_running_loop()
         job.future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._job_done, job))
+        return self.scheduler.submit(job)
 
     def _job_done(self, job: Job) -> None:
         """On the event loop, once a run ends: its record, the cache, the work ahead."""
@@ -525,15 +535,8 @@ class RepoformerServer(LanguageServer):
             doc = self.workspace.text_documents.get(uri)
             return doc is not None and doc.source.startswith(left) and doc.source.endswith(right)
 
-        job = Job(
-            lambda should_stop: engine.complete(ahead, options, should_stop, background=True),
-            foreground=False,
-            wanted=wanted,
-            label="next line",
-            tags={"uri": uri, "left": above, "right": right, "request": ahead},
-        )
-        self._when_done(job)
-        self.scheduler.submit(job)
+        run = lambda should_stop: engine.complete(ahead, options, should_stop, background=True)  # noqa: E731
+        self._submit(run, ahead, above, right, wanted, label="next line")
 
     def _background_at(self, uri: str, left: str, right: str) -> bool:
         """Whether background work for this anchor is queued or running."""
@@ -556,15 +559,8 @@ class RepoformerServer(LanguageServer):
             latest = self.latest_request.get(uri)
             return latest is None or typed_since(latest.left, latest.right, left, right) is not None
 
-        job = Job(
-            lambda should_stop: engine.warm(request, options, should_stop),
-            foreground=False,
-            wanted=wanted,
-            label="warm-up",
-            tags={"uri": uri, "left": left, "right": right, "request": request},
-        )
-        self._when_done(job)
-        self.scheduler.submit(job)
+        run = lambda should_stop: engine.warm(request, options, should_stop)  # noqa: E731
+        self._submit(run, request, left, right, wanted, label="warm-up")
 
     def _type_through(
         self, request: CompletionRequest, left: str, right: str, started: float

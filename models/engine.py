@@ -319,11 +319,10 @@ class CompletionEngine:
             raise Cancelled()
         job = self._start(request, options, is_cancelled, background)
         upfront = self._upfront_context(job.options, job.decider, job.retrieve)
-        budget, job.budget_step = self.fit_budget(
+        budget, job.budget_step, job.context = self.fit_budget(
             request, job.cursor, job.options, upfront or NO_CONTEXT
         )
         job.options = replace(job.options, budget=budget)
-        job.context = fim_context(self.generator, job.cursor.left, job.cursor.right, budget)
         with self.generator.lock:
             if is_cancelled():
                 raise Cancelled()
@@ -402,13 +401,14 @@ class CompletionEngine:
         cursor: Cursor,
         options: CompletionOptions,
         crossfile: CrossFile,
-    ) -> tuple[PromptBudget, int | None]:
+    ) -> tuple[PromptBudget, int | None, FimContext]:
         """The largest of the configured budgets and its smaller steps (`budget_step`)
         whose prompt prefills within `latency_budget_ms`, counting only what the KV cache
-        lacks; and its step (None: no latency budget applies)."""
+        lacks; its step (None: no latency budget applies) and its current-file context
+        (already tokenized here, so the prompt stage does not do it again)."""
         full, rate = options.budget, self.generator.prefill_rate
         if not options.latency_budget_ms or not rate or self.remote is not None:
-            return full, None
+            return full, None, fim_context(self.generator, cursor.left, cursor.right, full)
         affordable = rate * options.latency_budget_ms / 1000
         for step in range(BUDGET_STEPS):
             candidate = budget_step(full, step)
@@ -416,7 +416,7 @@ class CompletionEngine:
             tokens = self.prompt(request, context, replace(options, budget=candidate), crossfile)
             if self.generator.uncached_tokens(tokens.tokens) <= affordable:
                 break
-        return candidate, step
+        return candidate, step, context
 
     def warm(
         self,

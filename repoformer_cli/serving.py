@@ -134,6 +134,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
             n_ctx=settings.n_ctx,
             n_threads=settings.n_threads,
             reuse_moved=settings.reuse_moved,
+            gpu_layers=settings.gpu_layers,
         )
     except ModelFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
