@@ -36,6 +36,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "selective": {"retrieval": {"mode": "selective"}},
     # What the speed features buy, one at a time (issue 45's measurements).
     "never-no-warmup": {"retrieval": {"mode": "never"}, "completion": {"warmUp": False}},
+    "warmup": {"completion": {"warmUp": True}},
+    "no-warmup": {"completion": {"warmUp": False}},
     "never-no-workahead": {"retrieval": {"mode": "never"}, "completion": {"workAhead": False}},
     "never-no-budget": {
         "retrieval": {"mode": "never"},

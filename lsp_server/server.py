@@ -35,7 +35,6 @@ from lsp_server.settings import SECTION, Settings, parse_settings
 from models.choice import AUTO, auto_model
 from models.continuation import rest_of, text_continues, typed_since
 from models.engine import (
-    WARM_STEP,
     Cancelled,
     CompletionEngine,
     CompletionRequest,
@@ -488,14 +487,15 @@ class RepoformerServer(LanguageServer):
         request: CompletionRequest = tags["request"]
         work = None if job.foreground else job.label
         if exc is None and job.label == "warm-up":
-            self._log_record({**job.future.result(), "work": work})
+            if (warmed := job.future.result()) is not None:
+                self._log_record({**warmed, "work": work})
             return
         if exc is None:
             result: CompletionResult = job.future.result()
             self._log_record({**result.record, **({"work": work} if work else {})})
             step = result.record.get("budget_step")
-            if job.foreground and step is not None and step > WARM_STEP and self.settings.warm_up:
-                self._warm_up(request, tags["left"], tags["right"])
+            if job.foreground and step and self.settings.warm_up:
+                self._warm_up(request, tags["left"], tags["right"], step)
             origin = "request" if job.foreground else job.label
             self.type_through.store(tags["uri"], tags["left"], tags["right"], result.text, origin)
             # A guessed line leads to the next guess only once the user gets there
@@ -546,11 +546,11 @@ class RepoformerServer(LanguageServer):
             for j in self.scheduler.background_jobs()
         )
 
-    def _warm_up(self, request: CompletionRequest, left: str, right: str) -> None:
-        """After an answer from a prompt cut hard to the latency budget: prefill the prompt
-        with all of the left context and a short right one (`WARM_STEP`) in the background,
-        nothing generated, so the keystrokes and the lines that follow, which find it
-        cached, are answered from that context."""
+    def _warm_up(self, request: CompletionRequest, left: str, right: str, step: int) -> None:
+        """After an answer from a prompt cut to the latency budget (budget `step` > 0):
+        prefill a larger prompt for this cursor in the background, nothing generated, so
+        the keystrokes and the lines that follow, which find it cached, are answered from
+        that context (`CompletionEngine.warm`)."""
         if self.generator is None or self._background_at(request.uri, left, right):
             return
         uri, engine, options = request.uri, self._engine(self.generator), self.settings.completion
@@ -559,7 +559,7 @@ class RepoformerServer(LanguageServer):
             latest = self.latest_request.get(uri)
             return latest is None or typed_since(latest.left, latest.right, left, right) is not None
 
-        run = lambda should_stop: engine.warm(request, options, should_stop)  # noqa: E731
+        run = lambda should_stop: engine.warm(request, options, step, should_stop)  # noqa: E731
         self._submit(run, request, left, right, wanted, label="warm-up")
 
     def _type_through(

@@ -35,7 +35,14 @@ from models.crossfile import (
     signal_count,
 )
 from models.decider import CONFIDENCE_THRESHOLD, Decider, resolve_policy
-from models.generation import LlamaGenerator, Pass, PassStats, Step
+from models.generation import (
+    BACKGROUND_PIECE,
+    PREFILL_PIECE,
+    LlamaGenerator,
+    Pass,
+    PassStats,
+    Step,
+)
 from models.online import ContextRace
 from models.prompt import FimContext, Prompt, PromptBudget, build_prompt, fim_context
 from models.record import DecisionRecord
@@ -139,9 +146,12 @@ LATENCY_BUDGET_MS = 1000
 BUDGET_STEPS = 5  # the full budgets and four smaller steps (budget_step)
 # Step 1 keeps all of the left context and cuts the right: the left context's start stays put
 # from line to line, so only the right context is prefilled again at each new line, and
-# this keeps that cheap. It is what the warm-up prefills after a quicker answer.
-WARM_STEP = 1
+# this keeps that cheap.
 SHORT_RIGHT = 64
+# Background work (the next line, the warm-up) is not waited for: it may prefill this many
+# times the latency budget. The larger prompt it leaves in the KV cache is then the one the
+# keystrokes after it afford, since they prefill only what it lacks.
+BACKGROUND_BUDGET_FACTOR = 6
 
 
 def budget_step(full: PromptBudget, step: int) -> PromptBudget:
@@ -277,6 +287,11 @@ class _Job:
     context: FimContext | None = None
 
     @property
+    def piece(self) -> int:
+        """Prefill tokens between two checks: background work is pre-empted sooner."""
+        return BACKGROUND_PIECE if self.side else PREFILL_PIECE
+
+    @property
     def fim(self) -> FimContext:
         assert self.context is not None, "the context stage has not run"
         return self.context
@@ -320,7 +335,7 @@ class CompletionEngine:
         job = self._start(request, options, is_cancelled, background)
         upfront = self._upfront_context(job.options, job.decider, job.retrieve)
         budget, job.budget_step, job.context = self.fit_budget(
-            request, job.cursor, job.options, upfront or NO_CONTEXT
+            request, job.cursor, job.options, upfront or NO_CONTEXT, background
         )
         job.options = replace(job.options, budget=budget)
         with self.generator.lock:
@@ -401,52 +416,74 @@ class CompletionEngine:
         cursor: Cursor,
         options: CompletionOptions,
         crossfile: CrossFile,
+        background: bool = False,
     ) -> tuple[PromptBudget, int | None, FimContext]:
         """The largest of the configured budgets and its smaller steps (`budget_step`)
-        whose prompt prefills within `latency_budget_ms`, counting only what the KV cache
-        lacks; its step (None: no latency budget applies) and its current-file context
-        (already tokenized here, so the prompt stage does not do it again)."""
+        whose prompt prefills within `latency_budget_ms` (`BACKGROUND_BUDGET_FACTOR` times
+        that for `background` work), counting only what the KV cache lacks. When none
+        does, the step that prefills least: a larger prompt mostly cached beats a smaller
+        one from scratch (a new line below a cached prompt). Returns the budget, its step
+        (None: no latency budget applies) and its current-file context (already tokenized
+        here, so the prompt stage does not do it again)."""
         full, rate = options.budget, self.generator.prefill_rate
         if not options.latency_budget_ms or not rate or self.remote is not None:
             return full, None, fim_context(self.generator, cursor.left, cursor.right, full)
-        affordable = rate * options.latency_budget_ms / 1000
+        factor = BACKGROUND_BUDGET_FACTOR if background else 1
+        affordable = rate * options.latency_budget_ms * factor / 1000
+        least: tuple[int, PromptBudget, int, FimContext] | None = None
         for step in range(BUDGET_STEPS):
             candidate = budget_step(full, step)
             context = fim_context(self.generator, cursor.left, cursor.right, candidate)
             tokens = self.prompt(request, context, replace(options, budget=candidate), crossfile)
-            if self.generator.uncached_tokens(tokens.tokens) <= affordable:
-                break
-        return candidate, step, context
+            uncached = self.generator.uncached_tokens(tokens.tokens)
+            if uncached <= affordable:
+                return candidate, step, context
+            if least is None or uncached < least[0]:
+                least = (uncached, candidate, step, context)
+        assert least is not None
+        return least[1], least[2], least[3]
 
     def warm(
         self,
         request: CompletionRequest,
         options: CompletionOptions,
+        below_step: int,
         is_cancelled: Callable[[], bool] = lambda: False,
-    ) -> dict[str, Any]:
-        """Prefill the prompt of budget step `WARM_STEP` for this cursor and generate
-        nothing (background warm-up; the foreground prompt's cache is kept aside), so that
-        the keystrokes and lines after it can afford that prompt. Returns a short record."""
-        started = time.perf_counter()
-        options = replace(options, budget=budget_step(options.budget, WARM_STEP))
-        cursor = Cursor.of(request, options)
-        retrieve = _Retrieval(self, request, cursor, options, _Timings())
-        crossfile = retrieve() if options.mode == "always" else NO_CONTEXT
-        context = fim_context(self.generator, cursor.left, cursor.right, options.budget)
-        prompt = self.prompt(request, context, options, crossfile)
+    ) -> dict[str, Any] | None:
+        """Prefill, generating nothing, the largest prompt for this cursor that background
+        work affords (`fit_budget`), when its budget step is below `below_step` (the step
+        a keystroke just afforded); the foreground prompt's cache is kept aside. The
+        keystrokes after it find that prompt cached and afford it. Returns a short record,
+        or None when no larger prompt fits."""
+        job = self._start(request, options, is_cancelled, background=True)
+        crossfile = self._upfront_context(job.options, job.decider, job.retrieve) or NO_CONTEXT
+        budget, step, context = self.fit_budget(
+            request, job.cursor, job.options, crossfile, background=True
+        )
+        if step is None or step >= below_step:
+            return None
+        prompt = self.prompt(request, context, replace(job.options, budget=budget), crossfile)
         stats = PassStats()
         with self.generator.lock:
             steps = self.generator.greedy(
-                prompt.tokens, 1, stats, lambda _logits: True, is_cancelled, side=True
+                prompt.tokens,
+                1,
+                stats,
+                lambda _logits: True,
+                is_cancelled,
+                side=True,
+                piece=BACKGROUND_PIECE,
             )
             list(steps)
         if is_cancelled():
             raise Cancelled()
+        started = job.started
         return {
             "uri": request.uri or request.path.as_uri(),
             "line": request.line,
             "character": request.character,
             "mode": options.mode,
+            "budget_step": step,
             "prompt_tokens": stats.prompt_tokens,
             "reused_tokens": stats.reused_tokens,
             "timings_ms": {
@@ -489,6 +526,7 @@ class CompletionEngine:
                 on_first_line=lambda logprobs: decided(decider.at_first_line(logprobs)),
                 side=job.side,
                 late=job.late,
+                piece=job.piece,
             )
         except BaseException:
             if race is not None:
@@ -536,7 +574,13 @@ class CompletionEngine:
         shape, max_tokens, is_cancelled = job.cursor.shape, job.cursor.max_tokens, job.is_cancelled
         if self.remote is None:
             return self._run(
-                prompt, shape, max_tokens, is_cancelled, side=side or job.side, late=job.late
+                prompt,
+                shape,
+                max_tokens,
+                is_cancelled,
+                side=side or job.side,
+                late=job.late,
+                piece=job.piece,
             )
         if is_cancelled():
             raise Cancelled()
@@ -693,9 +737,10 @@ class CompletionEngine:
         generator: LlamaGenerator | None = None,
         side: bool = False,
         late: float | None = None,
+        piece: int = PREFILL_PIECE,
     ) -> Pass:
         """Greedy generation until a stop rule; either hook may abandon the pass.
-        `generator`: online serving's second context; `side`, `late`: see `_Job`."""
+        `generator`: online serving's second context; `side`, `late`, `piece`: see `_Job`."""
         g = generator or self.generator
         stats = PassStats()
         budget = min(max_tokens, g.n_ctx - len(prompt.tokens))
@@ -714,6 +759,7 @@ class CompletionEngine:
             prompt.decision_index,
             prompt.heal,
             side=side,
+            piece=piece,
         )
         cut: str | None = None
         for step in steps:
@@ -722,11 +768,7 @@ class CompletionEngine:
             if step.token in g.stop_tokens:
                 decoding.stopped(step.logprob)
                 break
-            if (
-                decoding.add(step)
-                and on_first_line is not None
-                and on_first_line(decoding.logprobs)
-            ):
+            if decoding.add(step) and on_first_line and on_first_line(decoding.logprobs):
                 return Pass(decoding.text, stats, abandoned=True)
             cut = _stop_at(shape, decoding.text, late)
             if cut is not None:

@@ -26,8 +26,14 @@ from models.files import ModelFileError, check_gguf, packaged_by_filename
 
 log = logging.getLogger(__name__)
 
-# Tokens prefilled between two checks for cancellation (about 0.6 s on 2 CPU cores).
+# Tokens prefilled between two checks for cancellation (about 1.2 s of the 1.5B on 2 CPU
+# cores).
 PREFILL_PIECE = 64
+# Background work checks for pre-emption more often: a keystroke waits at most one of its
+# pieces (about 0.3 s of the 1.5B here). Smaller pieces prefill slower on this CPU (1.5B,
+# 256 tokens: 49 tokens/s in pieces of 16, 56 in pieces of 64), which background work can
+# afford.
+BACKGROUND_PIECE = 16
 
 # The KV cache's sequences: 0 is the prompt being worked on; PARK holds moved runs during a
 # prefill (reuse_moved) and is scratch space for a swap; SLOT keeps the cache of the last
@@ -414,6 +420,7 @@ class LlamaGenerator:
         stats: PassStats,
         decision_at: int | None,
         should_stop: Callable[[], bool],
+        piece: int = PREFILL_PIECE,
     ) -> tuple[bool, np.ndarray | None]:
         """Evaluate `prompt` after its prefix already in the KV cache, in pieces, checking
         `should_stop` between them. Returns (finished, the logits at `decision_at` when that
@@ -448,7 +455,8 @@ class LlamaGenerator:
         self._clear_after(common, runs)
         llm.n_tokens = common
         try:
-            for start, end, moved in self._pieces(common, len(prompt), runs, decision_end):
+            pieces = self._pieces(common, len(prompt), runs, decision_end, piece)
+            for start, end, moved in pieces:
                 if moved:  # into place, nothing to evaluate
                     self._place(prompt, start, end)
                     continue
@@ -475,14 +483,18 @@ class LlamaGenerator:
 
     @staticmethod
     def _pieces(
-        start: int, end: int, runs: list[tuple[int, int, int]], decision_end: int | None
+        start: int,
+        end: int,
+        runs: list[tuple[int, int, int]],
+        decision_end: int | None,
+        piece: int = PREFILL_PIECE,
     ) -> Iterator[tuple[int, int, bool]]:
         """The prefill's steps in order: (start, end, False) for tokens to evaluate, in
-        pieces of PREFILL_PIECE (one ends at `decision_end`), (start, end, True) for a
+        pieces of `piece` tokens (one ends at `decision_end`), (start, end, True) for a
         moved run."""
         position = start
         for _, at, n in [*runs, (0, end, 0)]:
-            bounds = set(range(position, at, PREFILL_PIECE))
+            bounds = set(range(position, at, piece))
             if decision_end is not None and position < decision_end < at:
                 bounds.add(decision_end)
             ordered = sorted(bounds)  # empty when the run starts right there
@@ -541,6 +553,7 @@ class LlamaGenerator:
         decision_at: int | None = None,
         heal: bytes = b"",
         side: bool = False,
+        piece: int = PREFILL_PIECE,
     ) -> Iterator[Step]:
         """Yield greedy tokens after `prompt`, reusing the cached common prefix.
 
@@ -555,6 +568,8 @@ class LlamaGenerator:
         generated must start with its bytes (`Step.text` then starts with them too).
         `side`: work on the side (background work, the pass with cross-file context): the
         last foreground prompt's cache is kept for the next keystroke (`SLOT`).
+        `piece`: tokens prefilled between two `should_stop` checks (`BACKGROUND_PIECE` for
+        work a keystroke pre-empts).
         The caller must hold `self.lock` for the whole iteration.
         """
         if len(prompt) + max_tokens > self.n_ctx:
@@ -563,9 +578,10 @@ class LlamaGenerator:
         stats.threads = self.adapt_threads()
         decision_at = decision_at if on_prefill is not None else None
         self._choose_sequence(prompt, side)
-        done, decision_logits = self._prefill(prompt, stats, decision_at, should_stop)
+        done, decision_logits = self._prefill(prompt, stats, decision_at, should_stop, piece)
         stats.prefill_ms = (time.perf_counter() - started) * 1000
-        self._follow_rate(stats)
+        if piece == PREFILL_PIECE:  # smaller pieces are slower: not the foreground's rate
+            self._follow_rate(stats)
         if not done:
             return
         gen_started = time.perf_counter()

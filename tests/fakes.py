@@ -52,6 +52,7 @@ class FakeGenerator(CharTokenizer):
         decision_at=None,
         heal=b"",
         side=False,
+        piece=64,
     ):
         import numpy as np
 
@@ -98,6 +99,7 @@ class InstantGenerator(FakeGenerator):
         decision_at=None,
         heal=b"",
         side=False,
+        piece=64,
     ):
         import time
 

@@ -3,9 +3,17 @@ budget, and the Jaccard policy deciding before any pass."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from models.engine import CompletionEngine, CompletionOptions, CompletionRequest, first_line
+from models.engine import (
+    BACKGROUND_BUDGET_FACTOR,
+    BUDGET_STEPS,
+    CompletionEngine,
+    CompletionOptions,
+    CompletionRequest,
+    first_line,
+)
 from retrieval.workspace_index import WorkspaceIndex
 from tests.fakes import FakeGenerator
 
@@ -56,3 +64,61 @@ def test_first_line_waits_for_a_complete_line_of_code():
     assert first_line("    x = 1\n    y") == "    x = 1"
     assert first_line("\n\n    x = 1\n") == "\n\n    x = 1"
     assert first_line("    x = 1") is None
+
+
+class _CachingGenerator(FakeGenerator):
+    """A fake whose KV cache holds one prompt: `uncached_tokens` counts what lies after
+    the start a prompt shares with it (as LlamaGenerator does)."""
+
+    def __init__(self) -> None:
+        super().__init__("x")
+        self.cached: list[int] = []
+
+    def uncached_tokens(self, prompt) -> int:
+        common = 0
+        while common < min(len(prompt), len(self.cached)) and prompt[common] == self.cached[common]:
+            common += 1
+        return len(prompt) - min(common, len(prompt) - 1)
+
+
+def _fit(engine: CompletionEngine, request: CompletionRequest, background: bool = False):
+    from models.crossfile import NO_CONTEXT
+    from models.engine import Cursor
+
+    options = CompletionOptions(mode="never", latency_budget_ms=1000)
+    cursor = Cursor.of(request, options)
+    budget, step, context = engine.fit_budget(request, cursor, options, NO_CONTEXT, background)
+    prompt = engine.prompt(request, context, replace(options, budget=budget), NO_CONTEXT)
+    return step, prompt.tokens
+
+
+def test_background_work_affords_a_larger_prompt(tmp_path: Path):
+    engine, request = _engine(tmp_path, rate=30.0)  # 30 characters in the budget
+    foreground, _ = _fit(engine, request)
+    background, tokens = _fit(engine, request, background=True)
+    assert 0 < background < foreground
+    assert 30 < len(tokens) <= 30 * BACKGROUND_BUDGET_FACTOR
+
+
+def test_a_larger_prompt_mostly_cached_beats_a_smaller_one_from_scratch(tmp_path: Path):
+    engine, request = _engine(tmp_path)
+    generator = _CachingGenerator()
+    generator.prefill_rate = 1.0  # no prompt fits: the step that prefills least is chosen
+    engine.generator = generator  # type: ignore[assignment]
+    assert _fit(engine, request)[0] == BUDGET_STEPS - 1  # nothing cached: the smallest
+    generator.prefill_rate = 30.0
+    _, warm = _fit(engine, request, background=True)
+    generator.cached = warm[:-3]  # a larger prompt, all but its end in the cache
+    generator.prefill_rate = 1.0
+    step, tokens = _fit(engine, request)
+    assert step < BUDGET_STEPS - 1 and tokens == warm
+
+
+def test_the_warm_up_prefills_a_larger_prompt_only(tmp_path: Path):
+    engine, request = _engine(tmp_path, rate=30.0)
+    options = CompletionOptions(mode="never", latency_budget_ms=1000)
+    foreground = engine.complete(request, options).record["budget_step"]
+    warmed = engine.warm(request, options, below_step=foreground)
+    assert warmed is not None and warmed["budget_step"] < foreground
+    assert warmed["prompt_tokens"] > engine.complete(request, options).record["prompt_tokens"]
+    assert engine.warm(request, options, below_step=warmed["budget_step"]) is None
