@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -32,9 +32,10 @@ from watchdog.observers.api import BaseObserver
 
 from lsp_server.documents import IndexFeed, LspWorkspace
 from lsp_server.settings import SECTION, Settings, parse_settings
-from models.choice import AUTO, auto_model
+from models.choice import AUTO, auto_model, quick_model
 from models.continuation import rest_of, text_continues, typed_since
 from models.engine import (
+    BUDGET_STEPS,
     Cancelled,
     CompletionEngine,
     CompletionRequest,
@@ -58,7 +59,14 @@ from retrieval.store import default_store_path
 from retrieval.workspace_index import WorkspaceIndex
 
 log = logging.getLogger(__name__)
-LoadedGenerators = tuple[LlamaGenerator, LlamaGenerator | None]
+
+
+class LoadedGenerators(NamedTuple):
+    generator: LlamaGenerator
+    parallel: LlamaGenerator | None = None  # online serving's second context
+    quick: LlamaGenerator | None = None  # model.quickModel
+
+
 GeneratorLoader = Callable[[Settings, PullProgress], LoadedGenerators]
 DECISION_PREFIX = "repoformer decision "
 WORK_PREFIX = "repoformer work "  # the record of background work (next line, warm-up)
@@ -81,7 +89,12 @@ def load_llama_generators(settings: Settings, report: PullProgress) -> LoadedGen
     generator = generator or _load_generator(settings, report, name)
     # Online serving runs a second pass at once: a second context of the model.
     second = _load_generator(settings, report, name) if settings.completion.online else None
-    return generator, second
+    main = None if settings.model_path is not None else name
+    quick_name = quick_model(settings.quick_model, main, budget)
+    quick = None
+    if quick_name is not None:
+        quick = _load_generator(replace(settings, model_path=None), report, quick_name)
+    return LoadedGenerators(generator, second, quick)
 
 
 def _load_generator(settings: Settings, report: PullProgress, name: str) -> LlamaGenerator:
@@ -160,6 +173,7 @@ class RepoformerServer(LanguageServer):
         self.index: WorkspaceIndex | None = None
         self.generator: LlamaGenerator | None = None
         self.parallel: LlamaGenerator | None = None  # online serving's second context
+        self.quick: LlamaGenerator | None = None  # model.quickModel
         self.model_error: str | None = None
         self.model_ready: asyncio.Future[None] | None = None
         self._model_key: tuple[Any, ...] | None = None
@@ -247,7 +261,7 @@ class RepoformerServer(LanguageServer):
         settings = self.settings
         if self.generator is not None and self._model_key == _model_key(settings):
             return
-        self.generator, self.parallel, self.model_error = None, None, None
+        self.generator, self.parallel, self.quick, self.model_error = None, None, None, None
         self._model_key = _model_key(settings)
         progress = await self.start_progress("repoformer: preparing model")
         outcome = "model unavailable"
@@ -266,10 +280,10 @@ class RepoformerServer(LanguageServer):
 
         try:
             self.scheduler.drop_background()  # work ahead for the old model
-            generator, parallel = await asyncio.wrap_future(
+            generator, self.parallel, quick = await asyncio.wrap_future(
                 self.scheduler.call(lambda: self.load_generators(settings, report))
             )
-            self.generator, self.parallel = generator, parallel
+            self.generator, self.quick = generator, quick
             outcome = "model ready"
             if generator.choice:
                 self.log(f"repoformer {generator.choice}", types.MessageType.Info)
@@ -280,6 +294,13 @@ class RepoformerServer(LanguageServer):
                 f" on the {generator.device}" + rate_text,
                 types.MessageType.Info,
             )
+            if quick is not None:
+                self.log(
+                    f"repoformer quick model loaded: {quick.path}, prefill "
+                    f"{quick.prefill_rate:.0f} tokens/s: it answers where the main model "
+                    "cannot prefill the prompt within the latency budget",
+                    types.MessageType.Info,
+                )
         except Exception as exc:  # not only ModelFileError: any failure leaves a usable server
             if not isinstance(exc, ModelFileError):
                 log.exception("model load failed")
@@ -494,7 +515,10 @@ class RepoformerServer(LanguageServer):
             result: CompletionResult = job.future.result()
             self._log_record({**result.record, **({"work": work} if work else {})})
             step = result.record.get("budget_step")
-            if job.foreground and step and self.settings.warm_up:
+            if job.foreground and "quick" in result.record:
+                # The main model prefills this place, to take over the next keystrokes.
+                self._warm_up(request, tags["left"], tags["right"], BUDGET_STEPS)
+            elif job.foreground and step and self.settings.warm_up:
                 self._warm_up(request, tags["left"], tags["right"], step)
             origin = "request" if job.foreground else job.label
             self.type_through.store(tags["uri"], tags["left"], tags["right"], result.text, origin)
@@ -595,16 +619,16 @@ class RepoformerServer(LanguageServer):
         server it serves (its memory of the definitions used on a line goes with it)."""
         s = self.settings
         remote_key = (s.remote_url, s.remote_model, s.remote_api_key, s.remote_timeout_s)
-        key = (generator, self.index, self.parallel, remote_key)
+        key = (generator, self.index, self.parallel, self.quick, remote_key)
         old = self._engine_key
         if (
             self.engine is None
             or old is None
-            or any(a is not b for a, b in zip(key[:3], old[:3], strict=True))
-            or key[3] != old[3]
+            or any(a is not b for a, b in zip(key[:4], old[:4], strict=True))
+            or key[4] != old[4]
         ):
             remote = RemoteCompletions(*remote_key) if s.remote_url else None
-            self.engine = CompletionEngine(generator, self.index, remote, self.parallel)
+            self.engine = CompletionEngine(generator, self.index, remote, self.parallel, self.quick)
             self._engine_key = key
         return self.engine
 
@@ -826,6 +850,7 @@ def _model_key(settings: Settings) -> tuple[Any, ...]:
     return (
         settings.model_path,
         settings.model_name,
+        settings.quick_model,
         settings.n_ctx,
         settings.n_threads,
         settings.completion.online,

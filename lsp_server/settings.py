@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from models.choice import AUTO
+from models.choice import AUTO, NONE
 from models.crossfile import SOURCES
 from models.decision import POLICIES
 from models.engine import LATENCY_BUDGET_MS, MODES, QUERIES, CompletionOptions
@@ -35,6 +35,11 @@ class Settings:
     # speed (models.choice). The 1.5B saved more characters than the 0.5B in two of the
     # three typing scenarios here even on 2 cores (docs/results.md), so it stays the default.
     model_name: str = DEFAULT_MODEL_NAME
+    # A smaller packaged model that answers where the main one cannot prefill the prompt
+    # within completion.latencyBudgetMs (a place not cached yet), while the main one
+    # prefills it in the background; `auto`: the 0.5B beside a larger packaged model,
+    # `none`: off (models.choice.quick_model).
+    quick_model: str = AUTO
     n_threads: int | None = None
     # Layers offloaded to a GPU: -1 all of them, 0 none; ignored by a CPU-only build.
     gpu_layers: int = -1
@@ -215,6 +220,7 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "completion.max_lines": (_int(1, 100), "completion.max_lines"),
     "model.path": (_path, "model_path"),
     "model.name": (_choice(AUTO, *MODELS), "model_name"),
+    "model.quick_model": (_choice(AUTO, NONE, *MODELS), "quick_model"),
     "model.n_threads": (_optional_int(1, 256), "n_threads"),
     "model.gpu_layers": (_int(-1, 1000), "gpu_layers"),
     "model.n_ctx": (_int(256, 32768), "n_ctx"),

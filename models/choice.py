@@ -15,6 +15,7 @@ from __future__ import annotations
 from models.files import DEFAULT_MODEL_NAME, SMALL_MODEL_NAME
 
 AUTO = "auto"
+NONE = "none"
 # The 1.5B's prefill is this many times slower than the 0.5B's (111 / 43 tokens a second,
 # measured with both loaded the same way on the development machine).
 LARGE_SLOWDOWN = 2.6
@@ -43,3 +44,15 @@ def model_without_budget(name: str) -> str:
     """`auto` where no latency budget applies (the command line's one-off completions):
     the most accurate model."""
     return DEFAULT_MODEL_NAME if name == AUTO else name
+
+
+def quick_model(setting: str, main: str | None, latency_budget_ms: int) -> str | None:
+    """The packaged model that answers where the main one cannot prefill the prompt in
+    time (`model.quickModel`), or None. `auto`: the small model beside a larger packaged
+    one, when a latency budget applies. `main`: the main model's packaged name (None: a
+    `model.path`, whose tokens and speed `auto` knows nothing about)."""
+    if setting == NONE or not latency_budget_ms:
+        return None
+    if setting == AUTO:
+        return SMALL_MODEL_NAME if main is not None and main != SMALL_MODEL_NAME else None
+    return None if setting == main else setting

@@ -260,6 +260,19 @@ class _Retrieval:
 
 
 @dataclass
+class Fit:
+    """The prompt budget `fit_budget` chose for a model: its step (None: no latency budget
+    applies), the current-file context already tokenized for it, and whether its prompt
+    prefills within the budget (when no step does, the one that prefills least)."""
+
+    budget: PromptBudget
+    step: int | None
+    context: FimContext
+    fits: bool
+    generator: LlamaGenerator
+
+
+@dataclass
 class _Outcome:
     """What the generation step produced: the answer's pass and the prompt it came from."""
 
@@ -285,6 +298,7 @@ class _Job:
     decider: Decider
     budget_step: int | None = None
     context: FimContext | None = None
+    generator: LlamaGenerator | None = None  # the model that answers (the quick one or not)
 
     @property
     def piece(self) -> int:
@@ -312,13 +326,17 @@ class CompletionEngine:
         index: WorkspaceIndex | None = None,
         remote: RemoteCompletions | None = None,
         parallel: LlamaGenerator | None = None,
+        quick: LlamaGenerator | None = None,
     ) -> None:
         """`remote`: generate on an inference server; `generator` then only decides.
-        `parallel`: a second context of the same model, for online serving."""
+        `parallel`: a second context of the same model, for online serving.
+        `quick`: a smaller, faster model that answers where `generator` cannot prefill the
+        prompt within the latency budget (a place whose prompt is not cached yet)."""
         self.generator = generator
         self.index = index
         self.remote = remote
         self.parallel = parallel
+        self.quick = quick
         self.line_memory = LineMemory()
 
     def complete(
@@ -334,11 +352,14 @@ class CompletionEngine:
             raise Cancelled()
         job = self._start(request, options, is_cancelled, background)
         upfront = self._upfront_context(job.options, job.decider, job.retrieve)
-        budget, job.budget_step, job.context = self.fit_budget(
-            request, job.cursor, job.options, upfront or NO_CONTEXT, background
-        )
-        job.options = replace(job.options, budget=budget)
-        with self.generator.lock:
+        crossfile = upfront or NO_CONTEXT
+        fit = self.fit_budget(request, job.cursor, job.options, crossfile, background)
+        known = upfront is not None or job.options.mode == "never"  # no deciding pass
+        if not fit.fits and self.quick is not None and known and not background:
+            fit = self.fit_budget(request, job.cursor, job.options, crossfile, generator=self.quick)
+        job.generator, job.budget_step, job.context = fit.generator, fit.step, fit.context
+        job.options = replace(job.options, budget=fit.budget)
+        with job.generator.lock:
             if is_cancelled():
                 raise Cancelled()
             outcome = self._generate(job, upfront)
@@ -377,9 +398,11 @@ class CompletionEngine:
 
     def _generate(self, job: _Job, upfront: CrossFile | None) -> _Outcome:
         """One pass when the context is known (`always`, a decision before any pass,
-        `never` on a remote server); else the no-retrieval pass decides."""
-        if upfront is not None or (job.options.mode == "never" and self.remote is not None):
-            prompt = self.prompt(job.request, job.fim, job.options, upfront or NO_CONTEXT)
+        `never` on a remote server or the quick model); else the no-retrieval pass decides."""
+        elsewhere = self.remote is not None or job.generator is not self.generator
+        if upfront is not None or (job.options.mode == "never" and elsewhere):
+            crossfile = upfront or NO_CONTEXT
+            prompt = self.prompt(job.request, job.fim, job.options, crossfile, job.generator)
             return _Outcome(self._final(job, prompt), prompt)
         return self._generate_deciding(job)
 
@@ -417,31 +440,32 @@ class CompletionEngine:
         options: CompletionOptions,
         crossfile: CrossFile,
         background: bool = False,
-    ) -> tuple[PromptBudget, int | None, FimContext]:
+        generator: LlamaGenerator | None = None,
+    ) -> Fit:
         """The largest of the configured budgets and its smaller steps (`budget_step`)
-        whose prompt prefills within `latency_budget_ms` (`BACKGROUND_BUDGET_FACTOR` times
-        that for `background` work), counting only what the KV cache lacks. When none
-        does, the step that prefills least: a larger prompt mostly cached beats a smaller
-        one from scratch (a new line below a cached prompt). Returns the budget, its step
-        (None: no latency budget applies) and its current-file context (already tokenized
-        here, so the prompt stage does not do it again)."""
-        full, rate = options.budget, self.generator.prefill_rate
+        whose prompt `generator` (the main model unless told) prefills within
+        `latency_budget_ms` (`BACKGROUND_BUDGET_FACTOR` times that for `background` work),
+        counting only what its KV cache lacks. When none does, the step that prefills
+        least: a larger prompt mostly cached beats a smaller one from scratch (a new line
+        below a cached prompt)."""
+        g = generator or self.generator
+        full, rate = options.budget, g.prefill_rate
         if not options.latency_budget_ms or not rate or self.remote is not None:
-            return full, None, fim_context(self.generator, cursor.left, cursor.right, full)
+            return Fit(full, None, fim_context(g, cursor.left, cursor.right, full), True, g)
         factor = BACKGROUND_BUDGET_FACTOR if background else 1
         affordable = rate * options.latency_budget_ms * factor / 1000
-        least: tuple[int, PromptBudget, int, FimContext] | None = None
+        least: tuple[int, Fit] | None = None
         for step in range(BUDGET_STEPS):
             candidate = budget_step(full, step)
-            context = fim_context(self.generator, cursor.left, cursor.right, candidate)
-            tokens = self.prompt(request, context, replace(options, budget=candidate), crossfile)
-            uncached = self.generator.uncached_tokens(tokens.tokens)
+            context = fim_context(g, cursor.left, cursor.right, candidate)
+            prompt = self.prompt(request, context, replace(options, budget=candidate), crossfile, g)
+            uncached = g.uncached_tokens(prompt.tokens)
             if uncached <= affordable:
-                return candidate, step, context
+                return Fit(candidate, step, context, True, g)
             if least is None or uncached < least[0]:
-                least = (uncached, candidate, step, context)
+                least = (uncached, Fit(candidate, step, context, False, g))
         assert least is not None
-        return least[1], least[2], least[3]
+        return least[1]
 
     def warm(
         self,
@@ -457,12 +481,12 @@ class CompletionEngine:
         or None when no larger prompt fits."""
         job = self._start(request, options, is_cancelled, background=True)
         crossfile = self._upfront_context(job.options, job.decider, job.retrieve) or NO_CONTEXT
-        budget, step, context = self.fit_budget(
-            request, job.cursor, job.options, crossfile, background=True
-        )
+        fit = self.fit_budget(request, job.cursor, job.options, crossfile, background=True)
+        step = fit.step
         if step is None or step >= below_step:
             return None
-        prompt = self.prompt(request, context, replace(job.options, budget=budget), crossfile)
+        options = replace(job.options, budget=fit.budget)
+        prompt = self.prompt(request, fit.context, options, crossfile)
         stats = PassStats()
         with self.generator.lock:
             steps = self.generator.greedy(
@@ -581,6 +605,7 @@ class CompletionEngine:
                 side=side or job.side,
                 late=job.late,
                 piece=job.piece,
+                generator=job.generator,
             )
         if is_cancelled():
             raise Cancelled()
@@ -633,11 +658,13 @@ class CompletionEngine:
         context: FimContext,
         options: CompletionOptions,
         crossfile: CrossFile,
+        generator: LlamaGenerator | None = None,
     ) -> Prompt:
+        """The prompt in `generator`'s tokens (the main model's unless told)."""
         root = self.index.root if self.index is not None else request.path.parent
         definitions = [d.definition for d in crossfile.definitions]
         return build_prompt(
-            self.generator,
+            generator or self.generator,
             context=context,
             budget=options.budget,
             chunks=crossfile.windows,
@@ -660,6 +687,7 @@ class CompletionEngine:
         )
         always = options.mode == "always"
         definitions = job.retrieve.definitions
+        quick = self.quick if job.generator is self.quick else None
         return DecisionRecord(
             uri=job.request.uri or job.request.path.as_uri(),
             line=job.request.line,
@@ -691,11 +719,12 @@ class CompletionEngine:
             },
             completion_chars=len(text),
             generator=self.remote.endpoint if self.remote is not None else None,
-            device=getattr(self.generator, "device", None),
+            device=getattr(job.generator or self.generator, "device", None),
             decided_at=decider.point,
             online=outcome.online,
             prompt_ids=outcome.prompt.tokens if options.record_prompt_ids else None,
             budget_step=job.budget_step,
+            quick=quick.path.name if quick is not None else None,
         )
 
     def _chunks_used(self, prompt: Prompt) -> list[dict[str, Any]]:

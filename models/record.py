@@ -46,6 +46,9 @@ class DecisionRecord:
     # How far the prompt was cut to fit completion.latencyBudgetMs: 0 the full budgets,
     # 1-3 halved that many times (models.engine.budget_step); absent without a budget.
     budget_step: int | None = None
+    # The quick model's file, when it answered: the main model could not prefill the prompt
+    # within the latency budget here (model.quickModel).
+    quick: str | None = None
     error: str | None = None  # cancelled, superseded, or why the model is unavailable
     stale: bool | None = None  # finished after its document changed: not shown
     # How many names the cursor needs resolved to a definition in another file (a decision
@@ -66,6 +69,7 @@ class DecisionRecord:
         "cache",
         "work",
         "budget_step",
+        "quick",
         "error",
         "stale",
         "needed_resolved",

@@ -28,7 +28,7 @@ def load_instant_generator(settings: Settings, report: PullProgress) -> LoadedGe
         float(os.environ.get("REPOFORMER_TEST_STEP_DELAY_S", "0")),
     )
     generator.path = generator.path.with_name(f"instant-{settings.model_name}")
-    return generator, None  # type: ignore[return-value]
+    return LoadedGenerators(generator)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -87,9 +87,9 @@ def _fit(engine: CompletionEngine, request: CompletionRequest, background: bool 
 
     options = CompletionOptions(mode="never", latency_budget_ms=1000)
     cursor = Cursor.of(request, options)
-    budget, step, context = engine.fit_budget(request, cursor, options, NO_CONTEXT, background)
-    prompt = engine.prompt(request, context, replace(options, budget=budget), NO_CONTEXT)
-    return step, prompt.tokens
+    fit = engine.fit_budget(request, cursor, options, NO_CONTEXT, background)
+    prompt = engine.prompt(request, fit.context, replace(options, budget=fit.budget), NO_CONTEXT)
+    return fit.step, prompt.tokens
 
 
 def test_background_work_affords_a_larger_prompt(tmp_path: Path):
@@ -122,3 +122,22 @@ def test_the_warm_up_prefills_a_larger_prompt_only(tmp_path: Path):
     assert warmed is not None and warmed["budget_step"] < foreground
     assert warmed["prompt_tokens"] > engine.complete(request, options).record["prompt_tokens"]
     assert engine.warm(request, options, below_step=warmed["budget_step"]) is None
+
+
+def test_the_quick_model_answers_where_the_main_one_is_too_slow(tmp_path: Path):
+    engine, request = _engine(tmp_path, rate=1.0)  # the main model: 1 token in the budget
+    quick = FakeGenerator("y")
+    quick.prefill_rate = 1e6
+    quick.path = Path("quick.gguf")  # type: ignore[attr-defined]
+    engine.quick = quick  # type: ignore[assignment]
+    for mode in ("selective", "always", "never"):
+        options = CompletionOptions(mode=mode, latency_budget_ms=1000)
+        result = engine.complete(request, options)
+        assert result.record["quick"] == "quick.gguf" and result.text == "y"
+        assert result.record["budget_step"] == 0  # the quick model affords the full prompt
+    # Background work, and a main model fast enough, stay with the main model.
+    options = CompletionOptions(mode="selective", latency_budget_ms=1000)
+    ahead = engine.complete(request, options, background=True)
+    assert "quick" not in ahead.record and ahead.text == "x"
+    engine.generator.prefill_rate = 1e6
+    assert "quick" not in engine.complete(request, options).record

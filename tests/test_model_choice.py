@@ -1,4 +1,5 @@
-"""`model.name = auto`: the model is picked by this machine's measured speed."""
+"""`model.name = auto`: the model is picked by this machine's measured speed; and
+`model.quickModel`: the small model answering where the main one is too slow."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from models.choice import AUTO, MIN_PROMPT_TOKENS, auto_model, model_without_budget
+from models.choice import (
+    AUTO,
+    MIN_PROMPT_TOKENS,
+    NONE,
+    auto_model,
+    model_without_budget,
+    quick_model,
+)
 from models.files import DEFAULT_MODEL_NAME, MODELS, SMALL_MODEL_NAME
 
 
@@ -20,6 +28,15 @@ def test_a_slow_machine_gets_the_small_model_and_a_fast_one_the_large():
     assert auto_model(50.0, 10_000)[0] == DEFAULT_MODEL_NAME
 
 
+def test_the_quick_model_goes_beside_a_larger_packaged_model_under_a_budget():
+    assert quick_model(AUTO, DEFAULT_MODEL_NAME, 1000) == SMALL_MODEL_NAME
+    assert quick_model(AUTO, SMALL_MODEL_NAME, 1000) is None  # already the small one
+    assert quick_model(AUTO, None, 1000) is None  # model.path: tokens and speed unknown
+    assert quick_model(AUTO, DEFAULT_MODEL_NAME, 0) is None  # no budget: nothing too slow
+    assert quick_model(NONE, DEFAULT_MODEL_NAME, 1000) is None
+    assert quick_model(SMALL_MODEL_NAME, None, 1000) == SMALL_MODEL_NAME  # asked for by name
+
+
 def test_the_command_line_resolves_auto_to_the_most_accurate_model():
     assert model_without_budget(AUTO) == DEFAULT_MODEL_NAME
     assert model_without_budget(SMALL_MODEL_NAME) == SMALL_MODEL_NAME
@@ -31,8 +48,8 @@ def test_the_server_loader_picks_by_the_measured_prefill_rate():
     from lsp_server.settings import Settings
 
     settings = replace(Settings(), model_name=AUTO)  # and the default latency budget
-    generator, second = load_llama_generators(settings, lambda *_: None)
-    assert second is None and generator.prefill_rate > 0
+    generator, second, quick = load_llama_generators(settings, lambda *_: None)
+    assert second is None and quick is None and generator.prefill_rate > 0
     small_rate = (
         generator.prefill_rate if generator.path.name == MODELS[SMALL_MODEL_NAME].filename else None
     )

@@ -140,5 +140,5 @@ def test_the_server_setting_reaches_the_generator():
         {"model": {"reuseMoved": "left", "path": str(pull_base_model(name=TEST_MODEL))}}
     )
     assert errors == []
-    generator, _ = load_llama_generators(settings, lambda *_: None)
+    generator = load_llama_generators(settings, lambda *_: None).generator
     assert generator.reuse_moved == "left"

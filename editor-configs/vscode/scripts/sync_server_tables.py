@@ -111,9 +111,9 @@ DESCRIPTIONS: dict[str, str] = {
     "model.gpu_layers": "Model layers to offload to a GPU (-1: all, 0: none). Needs a "
     "llama-cpp-python built with CUDA or Metal; a CPU-only build ignores it. Every decision "
     "record says where the model ran (`device`).",
-    "completion.warm_up": "After a quick answer from a prompt cut hard to the latency budget, "
-    "prefill the prompt with all of the left context in the background, so the next "
-    "keystrokes and lines can use it.",
+    "completion.warm_up": "After an answer from a prompt cut to the latency budget, prefill "
+    "the largest prompt background work affords in the background, so the next keystrokes "
+    "and lines can use it.",
     "completion.work_ahead": "Compute the next line in the background once a one-line "
     "suggestion is shown, so it is ready when you press Enter.",
     "completion.online": "Selective mode's online serving: the pass with cross-file context "
@@ -127,6 +127,10 @@ DESCRIPTIONS: dict[str, str] = {
     "model.name": "The packaged model (pulled from PyPI and verified on first use); auto: "
     "picked by this machine's prefill speed, measured at load (the 0.5B only where the 1.5B "
     "could prefill fewer than 32 tokens within completion.latencyBudgetMs).",
+    "model.quick_model": "A smaller packaged model that answers where the main model cannot "
+    "prefill the prompt within completion.latencyBudgetMs (a place not cached yet), while "
+    "the main model prefills it in the background; auto: the 0.5B beside a larger packaged "
+    "model; none: off.",
     "model.n_threads": "llama.cpp threads. Empty: the cores that are idle when a request "
     "starts (1 to 8).",
     "model.n_ctx": "llama.cpp context size (tokens).",
