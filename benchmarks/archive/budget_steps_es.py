@@ -1,0 +1,123 @@
+"""What the latency budget's smaller prompts cost in accuracy (issue 45).
+
+The server sizes each prompt to `completion.latencyBudgetMs` (models.engine.budget_step):
+step 0 is the full budgets, step 1 cuts the right context to 64 tokens, each further step
+halves the left, right and cross-file budgets. This scores the same cursors at each step,
+with the model alone (no server, no timing): the fresh projects' arrival lines of
+`bench typing` (one `line` task per project, seed 0) and their mid-line cursors, `never`,
+one line. ES/EM and prompt tokens per step, and the paired ES difference to step 0.
+
+    python benchmarks/archive/budget_steps_es.py --steps 0,2,4 \
+        --out benchmarks/results/budget-steps-latest
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # benchmarks/archive/ -> the repository
+sys.path.insert(0, str(ROOT))
+
+from evaluation.metrics import edit_similarity, exact_match  # noqa: E402
+from evaluation.report import machine_meta, source_commit  # noqa: E402
+from evaluation.repos import fetch_repo, repo_lists  # noqa: E402
+from evaluation.runner import request_for  # noqa: E402
+from evaluation.tasks import mid_line, sample_tasks  # noqa: E402
+from models.engine import CompletionEngine, CompletionOptions, budget_step  # noqa: E402
+from models.files import pull_default_model  # noqa: E402
+from models.generation import LlamaGenerator  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--steps", default="0,2,4", help="comma-separated budget steps")
+    ap.add_argument("--repos", type=int, default=24, help="the first N fresh projects")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/budget-steps-latest"))
+    args = ap.parse_args()
+    steps = [int(s) for s in args.steps.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows_path = args.out / "rows.jsonl"
+    done = {(r["id"], r["step"]) for r in map(json.loads, _lines(rows_path))}
+    generator = LlamaGenerator(pull_default_model(name=args.model))
+    engine = CompletionEngine(generator)
+    base = CompletionOptions(mode="never", max_lines=1)
+    tasks, roots = [], {}
+    for repo in repo_lists()["eval"][: args.repos]:
+        roots[repo] = fetch_repo(repo)
+        for task in sample_tasks(repo, roots[repo], {"line": 1}, 0):
+            tasks += [task] + [m for m in [mid_line(task)] if m is not None]
+    with rows_path.open("a") as out:
+        # Step by step: a mid-line cursor follows its line's arrival, whose prompt start
+        # is then still cached.
+        for step in steps:
+            for task in tasks:
+                if (task.id, step) in done:
+                    continue
+                request = request_for(task, roots[task.repo])
+                target = task.target.split("\n")[0]
+                options = replace(base, budget=budget_step(base.budget, step))
+                result = engine.complete(request, options)
+                answer = result.text.split("\n")[0]
+                row = {
+                    "id": task.id,
+                    "kind": "midline" if ":mid" in task.id else "arrive",
+                    "step": step,
+                    "es": edit_similarity(answer, target),
+                    "em": exact_match(answer, target),
+                    "prompt_tokens": result.record["prompt_tokens"],
+                    "answer": answer,
+                    "target": target,
+                }
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+                print(f"{task.id} step {step}: ES {row['es']:.1f}", file=sys.stderr)
+    rows = [json.loads(x) for x in _lines(rows_path)]
+    report = _report(rows, steps)
+    meta = {**machine_meta(), "commit": source_commit(), "model": args.model, "steps": steps}
+    (args.out / "report.json").write_text(json.dumps({"meta": meta, **report}, indent=1))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _standard_error(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    return round(statistics.stdev(values) / len(values) ** 0.5, 1)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _report(rows: list[dict], steps: list[int]) -> dict:
+    by = {(r["id"], r["step"]): r for r in rows}
+    out: dict = {}
+    for kind in ("arrive", "midline"):
+        ids = sorted({r["id"] for r in rows if r["kind"] == kind})
+        ids = [i for i in ids if all((i, s) in by for s in steps)]
+        table = {}
+        for s in steps:
+            es = [by[i, s]["es"] for i in ids]
+            diff = [by[i, s]["es"] - by[i, steps[0]]["es"] for i in ids]
+            table[s] = {
+                "tasks": len(ids),
+                "es": round(statistics.mean(es), 1) if es else None,
+                "em": round(100 * statistics.mean(by[i, s]["em"] for i in ids), 1) if ids else None,
+                "prompt_tokens_p50": statistics.median(by[i, s]["prompt_tokens"] for i in ids)
+                if ids
+                else None,
+                f"es_minus_step_{steps[0]}": round(statistics.mean(diff), 1) if diff else None,
+                "se": _standard_error(diff),
+            }
+        out[kind] = table
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
