@@ -38,6 +38,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "never-no-warmup": {"retrieval": {"mode": "never"}, "completion": {"warmUp": False}},
     "warmup": {"completion": {"warmUp": True}},
     "no-warmup": {"completion": {"warmUp": False}},
+    "no-quick": {"model": {"quickModel": "none"}},
     "never-no-workahead": {"retrieval": {"mode": "never"}, "completion": {"workAhead": False}},
     "never-no-budget": {
         "retrieval": {"mode": "never"},

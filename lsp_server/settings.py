@@ -62,10 +62,10 @@ class Settings:
     type_through: bool = True
     # Compute the next line in the background once a one-line suggestion is made.
     work_ahead: bool = True
-    # After an answer from a prompt cut hard to the latency budget, prefill the prompt with
-    # all of the left context in the background (models.engine.WARM_STEP). Off: in the
-    # typing benchmark it cost characters saved (it competes with the next keystrokes and
-    # the next line; docs/results.md).
+    # After an answer from a prompt cut to the latency budget, prefill the largest prompt
+    # background work affords (models.engine.CompletionEngine.warm). Off: in the typing
+    # benchmark it saved no more characters and cost CPU (docs/results.md). The quick
+    # model's answers are always followed by the main model's warm-up.
     warm_up: bool = False
 
 
