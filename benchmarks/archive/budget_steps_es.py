@@ -40,6 +40,7 @@ def main() -> int:
     ap.add_argument("--repos", type=int, default=24, help="the first N fresh projects")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/budget-steps-latest"))
     args = ap.parse_args()
+    commit = source_commit()  # of the code that runs, before any edit made meanwhile
     steps = [int(s) for s in args.steps.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     rows_path = args.out / "rows.jsonl"
@@ -79,7 +80,7 @@ def main() -> int:
                 print(f"{task.id} step {step}: ES {row['es']:.1f}", file=sys.stderr)
     rows = [json.loads(x) for x in _lines(rows_path)]
     report = _report(rows, steps)
-    meta = {**machine_meta(), "commit": source_commit(), "model": args.model, "steps": steps}
+    meta = {**machine_meta(), "commit": commit, "model": args.model, "steps": steps}
     (args.out / "report.json").write_text(json.dumps({"meta": meta, **report}, indent=1))
     print(json.dumps(report, indent=1))
     return 0
