@@ -149,9 +149,12 @@ BUDGET_STEPS = 5  # the full budgets and four smaller steps (budget_step)
 # this keeps that cheap.
 SHORT_RIGHT = 64
 # Background work (the next line, the warm-up) is not waited for: it may prefill this many
-# times the latency budget. The larger prompt it leaves in the KV cache is then the one the
-# keystrokes after it afford, since they prefill only what it lacks.
-BACKGROUND_BUDGET_FACTOR = 6
+# times the latency budget, and the keystrokes after it afford the larger prompt it leaves
+# in the KV cache (they prefill only what it lacks). 1: at 6 the 1.5B saved 3 to 6 points
+# fewer characters on consecutive lines in the typing benchmark (larger background prompts
+# were not done by Enter, and competed with the keystrokes for 2 cores), and no more
+# arriving (docs/results.md).
+BACKGROUND_BUDGET_FACTOR = 1
 
 
 def budget_step(full: PromptBudget, step: int) -> PromptBudget:
