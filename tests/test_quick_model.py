@@ -11,7 +11,7 @@ import pytest
 import pytest_lsp
 from pytest_lsp import LanguageClient
 
-from models.files import MODELS, SMALL_MODEL_NAME
+from models.files import DEFAULT_MODEL_NAME, MODELS, SMALL_MODEL_NAME
 from tests.lsp_helpers import (
     SERVER,
     complete_at_end,
@@ -30,9 +30,8 @@ async def client(lsp_client: LanguageClient, workspace: Path):
     lsp_client.set_configuration({"repoformer": {}})
     # A 1 ms budget: no prompt of the main model (the default 1.5B) ever fits it, on any
     # machine, so the quick model answers every request that runs a model.
-    await lsp_client.initialize_session(
-        init_params(workspace, {"completion": {"latencyBudgetMs": 1}})
-    )
+    options = {"model": {"name": DEFAULT_MODEL_NAME}, "completion": {"latencyBudgetMs": 1}}
+    await lsp_client.initialize_session(init_params(workspace, options))
     await wait_for_log(lsp_client, "repoformer index:")
     yield
     await lsp_client.shutdown_session()

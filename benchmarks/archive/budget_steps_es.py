@@ -38,6 +38,12 @@ def main() -> int:
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--steps", default="0,2,4", help="comma-separated budget steps")
     ap.add_argument("--repos", type=int, default=24, help="the first N fresh projects")
+    ap.add_argument(
+        "--scaled-align",
+        action="store_true",
+        help="a variant: the left context aligned to left_tokens / 16 lines (1 to 16), "
+        "not 16, so a small budget does not round forward by up to 15 lines",
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/budget-steps-latest"))
     args = ap.parse_args()
     commit = source_commit()  # of the code that runs, before any edit made meanwhile
@@ -62,7 +68,11 @@ def main() -> int:
                     continue
                 request = request_for(task, roots[task.repo])
                 target = task.target.split("\n")[0]
-                options = replace(base, budget=budget_step(base.budget, step))
+                budget = budget_step(base.budget, step)
+                if args.scaled_align:
+                    align = max(1, min(budget.left_align_lines, budget.left_tokens // 16))
+                    budget = replace(budget, left_align_lines=align)
+                options = replace(base, budget=budget)
                 result = engine.complete(request, options)
                 answer = result.text.split("\n")[0]
                 row = {
@@ -80,7 +90,13 @@ def main() -> int:
                 print(f"{task.id} step {step}: ES {row['es']:.1f}", file=sys.stderr)
     rows = [json.loads(x) for x in _lines(rows_path)]
     report = _report(rows, steps)
-    meta = {**machine_meta(), "commit": commit, "model": args.model, "steps": steps}
+    meta = {
+        **machine_meta(),
+        "commit": commit,
+        "model": args.model,
+        "steps": steps,
+        "scaled_align": args.scaled_align,
+    }
     (args.out / "report.json").write_text(json.dumps({"meta": meta, **report}, indent=1))
     print(json.dumps(report, indent=1))
     return 0
