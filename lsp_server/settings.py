@@ -63,9 +63,11 @@ class Settings:
     # Compute the next line in the background once a one-line suggestion is made.
     work_ahead: bool = True
     # After an answer from a prompt cut to the latency budget, prefill the largest prompt
-    # background work affords (models.engine.CompletionEngine.warm). Off: in the typing
-    # benchmark it saved no more characters and cost CPU (docs/results.md). The quick
-    # model's answers are always followed by the main model's warm-up.
+    # background work affords (models.engine.CompletionEngine.warm). Background work is held
+    # to the latency budget (BACKGROUND_BUDGET_FACTOR 1), so that prompt is no larger than
+    # the one just answered from and this prefills nothing; it does something only with a
+    # larger factor, as measured (no more characters saved, more CPU; docs/results.md).
+    # The quick model's answers are always followed by the main model's warm-up.
     warm_up: bool = False
 
 

@@ -265,14 +265,15 @@ class _Retrieval:
 @dataclass
 class Fit:
     """The prompt budget `fit_budget` chose for a model: its step (None: no latency budget
-    applies), the current-file context already tokenized for it, and whether its prompt
+    applies), the current-file context and the prompt it built with them (in that model's
+    tokens, so the generation stage does not build it again), and whether that prompt
     prefills within the budget (when no step does, the one that prefills least)."""
 
     budget: PromptBudget
     step: int | None
     context: FimContext
+    prompt: Prompt
     fits: bool
-    generator: LlamaGenerator
 
 
 @dataclass
@@ -302,6 +303,7 @@ class _Job:
     budget_step: int | None = None
     context: FimContext | None = None
     generator: LlamaGenerator | None = None  # the model that answers (the quick one or not)
+    prompt: Prompt | None = None  # fit_budget's, with the context known before any pass
 
     @property
     def piece(self) -> int:
@@ -356,11 +358,13 @@ class CompletionEngine:
         job = self._start(request, options, is_cancelled, background)
         upfront = self._upfront_context(job.options, job.decider, job.retrieve)
         crossfile = upfront or NO_CONTEXT
+        job.generator = self.generator
         fit = self.fit_budget(request, job.cursor, job.options, crossfile, background)
         known = upfront is not None or job.options.mode == "never"  # no deciding pass
         if not fit.fits and self.quick is not None and known and not background:
+            job.generator = self.quick
             fit = self.fit_budget(request, job.cursor, job.options, crossfile, generator=self.quick)
-        job.generator, job.budget_step, job.context = fit.generator, fit.step, fit.context
+        job.budget_step, job.context, job.prompt = fit.step, fit.context, fit.prompt
         job.options = replace(job.options, budget=fit.budget)
         with job.generator.lock:
             if is_cancelled():
@@ -402,11 +406,10 @@ class CompletionEngine:
     def _generate(self, job: _Job, upfront: CrossFile | None) -> _Outcome:
         """One pass when the context is known (`always`, a decision before any pass,
         `never` on a remote server or the quick model); else the no-retrieval pass decides."""
+        assert job.prompt is not None, "the budget stage has not run"
         elsewhere = self.remote is not None or job.generator is not self.generator
         if upfront is not None or (job.options.mode == "never" and elsewhere):
-            crossfile = upfront or NO_CONTEXT
-            prompt = self.prompt(job.request, job.fim, job.options, crossfile, job.generator)
-            return _Outcome(self._final(job, prompt), prompt)
+            return _Outcome(self._final(job, job.prompt), job.prompt)
         return self._generate_deciding(job)
 
     def _decider(self, options: CompletionOptions, retrieve: _Retrieval) -> Decider:
@@ -452,21 +455,25 @@ class CompletionEngine:
         least: a larger prompt mostly cached beats a smaller one from scratch (a new line
         below a cached prompt)."""
         g = generator or self.generator
+
+        def fit(budget: PromptBudget, step: int | None) -> Fit:
+            context = fim_context(g, cursor.left, cursor.right, budget)
+            prompt = self.prompt(request, context, replace(options, budget=budget), crossfile, g)
+            return Fit(budget, step, context, prompt, True)
+
         full, rate = options.budget, g.prefill_rate
         if not options.latency_budget_ms or not rate or self.remote is not None:
-            return Fit(full, None, fim_context(g, cursor.left, cursor.right, full), True, g)
+            return fit(full, None)
         factor = BACKGROUND_BUDGET_FACTOR if background else 1
         affordable = rate * options.latency_budget_ms * factor / 1000
         least: tuple[int, Fit] | None = None
         for step in range(BUDGET_STEPS):
-            candidate = budget_step(full, step)
-            context = fim_context(g, cursor.left, cursor.right, candidate)
-            prompt = self.prompt(request, context, replace(options, budget=candidate), crossfile, g)
-            uncached = g.uncached_tokens(prompt.tokens)
+            candidate = fit(budget_step(full, step), step)
+            uncached = g.uncached_tokens(candidate.prompt.tokens)
             if uncached <= affordable:
-                return Fit(candidate, step, context, True, g)
+                return candidate
             if least is None or uncached < least[0]:
-                least = (uncached, Fit(candidate, step, context, False, g))
+                least = (uncached, replace(candidate, fits=False))
         assert least is not None
         return least[1]
 
@@ -485,11 +492,9 @@ class CompletionEngine:
         job = self._start(request, options, is_cancelled, background=True)
         crossfile = self._upfront_context(job.options, job.decider, job.retrieve) or NO_CONTEXT
         fit = self.fit_budget(request, job.cursor, job.options, crossfile, background=True)
-        step = fit.step
+        step, prompt = fit.step, fit.prompt
         if step is None or step >= below_step:
             return None
-        options = replace(job.options, budget=fit.budget)
-        prompt = self.prompt(request, fit.context, options, crossfile)
         stats = PassStats()
         with self.generator.lock:
             steps = self.generator.greedy(
@@ -504,7 +509,6 @@ class CompletionEngine:
             list(steps)
         if is_cancelled():
             raise Cancelled()
-        started = job.started
         return {
             "uri": request.uri or request.path.as_uri(),
             "line": request.line,
@@ -515,7 +519,7 @@ class CompletionEngine:
             "reused_tokens": stats.reused_tokens,
             "timings_ms": {
                 "prefill": round(stats.prefill_ms, 1),
-                "total": round((time.perf_counter() - started) * 1000, 1),
+                "total": round((time.perf_counter() - job.started) * 1000, 1),
             },
         }
 
@@ -535,7 +539,8 @@ class CompletionEngine:
         cross-file context feeds the decider; retrieving abandons it and generates again
         with the chunks (or keeps online serving's context pass)."""
         decider = job.decider
-        prompt = self.prompt(job.request, job.fim, job.options, NO_CONTEXT)
+        assert job.prompt is not None  # built without cross-file context: none was known
+        prompt = job.prompt
         race = self._start_race(job)
 
         def decided(abandon: bool) -> bool:

@@ -112,8 +112,8 @@ DESCRIPTIONS: dict[str, str] = {
     "llama-cpp-python built with CUDA or Metal; a CPU-only build ignores it. Every decision "
     "record says where the model ran (`device`).",
     "completion.warm_up": "After an answer from a prompt cut to the latency budget, prefill "
-    "the largest prompt background work affords in the background, so the next keystrokes "
-    "and lines can use it.",
+    "the largest prompt background work affords. Background work is held to the latency "
+    "budget, so this prefills nothing larger; it is kept for measurements.",
     "completion.work_ahead": "Compute the next line in the background once a one-line "
     "suggestion is shown, so it is ready when you press Enter.",
     "completion.online": "Selective mode's online serving: the pass with cross-file context "
