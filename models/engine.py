@@ -144,18 +144,17 @@ def first_line(text: str) -> str | None:
 # command line) keeps the full budgets unless told otherwise.
 LATENCY_BUDGET_MS = 1000
 BUDGET_STEPS = 5  # the full budgets and four smaller steps (budget_step)
-# From step 1 on, the right context is cut to 16 tokens and the left one kept whole at step 1.
-# The left context's start stays put from line to line, so at each new line only the line
-# just written and the right context are prefilled again; at 16 tokens that fits the
-# latency budget (at 64 it did not: about 80 tokens, 1.5 s of the 1.5B here), so a larger
-# prompt, once cached, keeps serving the lines written below it.
-SHORT_RIGHT = 16
-# The warm-up (`CompletionEngine.warm`) is not waited for: it may prefill this many times
-# the latency budget, in the background, for the keystrokes and lines after it, which
-# prefill only what it lacks. Other background work (the next line) keeps the keystroke's
-# budget: at 6 times it, the next line's prompt was often not ready by Enter and saved 3
-# to 6 points fewer characters on consecutive lines (docs/results.md).
-WARM_UP_BUDGET_FACTOR = 8
+# Step 1 keeps all of the left context and cuts the right: the left context's start stays put
+# from line to line, so only the right context is prefilled again at each new line, and
+# this keeps that cheap.
+SHORT_RIGHT = 64
+# Background work (the next line, the warm-up) is not waited for: it may prefill this many
+# times the latency budget, and the keystrokes after it afford the larger prompt it leaves
+# in the KV cache (they prefill only what it lacks). 1: at 6 the 1.5B saved 3 to 6 points
+# fewer characters on consecutive lines in the typing benchmark (larger background prompts
+# were not done by Enter, and competed with the keystrokes for 2 cores), and no more
+# arriving (docs/results.md).
+BACKGROUND_BUDGET_FACTOR = 1
 
 
 def budget_step(full: PromptBudget, step: int) -> PromptBudget:
@@ -360,7 +359,7 @@ class CompletionEngine:
         upfront = self._upfront_context(job.options, job.decider, job.retrieve)
         crossfile = upfront or NO_CONTEXT
         job.generator = self.generator
-        fit = self.fit_budget(request, job.cursor, job.options, crossfile)
+        fit = self.fit_budget(request, job.cursor, job.options, crossfile, background)
         known = upfront is not None or job.options.mode == "never"  # no deciding pass
         if not fit.fits and self.quick is not None and known and not background:
             job.generator = self.quick
@@ -446,14 +445,15 @@ class CompletionEngine:
         cursor: Cursor,
         options: CompletionOptions,
         crossfile: CrossFile,
-        factor: float = 1,
+        background: bool = False,
         generator: LlamaGenerator | None = None,
     ) -> Fit:
         """The largest of the configured budgets and its smaller steps (`budget_step`)
-        whose prompt `generator` (the main model unless told) prefills within `factor`
-        times `latency_budget_ms` (more than 1 for the warm-up), counting only what its KV
-        cache lacks. When none does, the step that prefills least: a larger prompt mostly
-        cached beats a smaller one from scratch (a new line below a cached prompt)."""
+        whose prompt `generator` (the main model unless told) prefills within
+        `latency_budget_ms` (`BACKGROUND_BUDGET_FACTOR` times that for `background` work),
+        counting only what its KV cache lacks. When none does, the step that prefills
+        least: a larger prompt mostly cached beats a smaller one from scratch (a new line
+        below a cached prompt)."""
         g = generator or self.generator
 
         def fit(budget: PromptBudget, step: int | None) -> Fit:
@@ -464,6 +464,7 @@ class CompletionEngine:
         full, rate = options.budget, g.prefill_rate
         if not options.latency_budget_ms or not rate or self.remote is not None:
             return fit(full, None)
+        factor = BACKGROUND_BUDGET_FACTOR if background else 1
         affordable = rate * options.latency_budget_ms * factor / 1000
         least: tuple[int, Fit] | None = None
         for step in range(BUDGET_STEPS):
@@ -490,9 +491,7 @@ class CompletionEngine:
         or None when no larger prompt fits."""
         job = self._start(request, options, is_cancelled, background=True)
         crossfile = self._upfront_context(job.options, job.decider, job.retrieve) or NO_CONTEXT
-        fit = self.fit_budget(
-            request, job.cursor, job.options, crossfile, factor=WARM_UP_BUDGET_FACTOR
-        )
+        fit = self.fit_budget(request, job.cursor, job.options, crossfile, background=True)
         step, prompt = fit.step, fit.prompt
         if step is None or step >= below_step:
             return None
