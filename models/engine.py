@@ -160,13 +160,18 @@ BACKGROUND_BUDGET_FACTOR = 1
 def budget_step(full: PromptBudget, step: int) -> PromptBudget:
     """The budget `step` steps below `full`: first the right context cut to 64 tokens
     (llama.vim and Continue keep the suffix short too), then at each further step the left
-    and cross-file context halved and the right halved again (at least 16)."""
+    and cross-file context halved and the right halved again (at least 16). The left
+    context's alignment shrinks with it (at most one line per 16 tokens): a 64-token left
+    context aligned to 16 lines kept as few as 2 lines (rounding forward), 27-token prompts
+    and empty answers."""
     if step == 0:
         return full
     halve = step - 1
+    left = max(32, full.left_tokens >> halve)
     return replace(
         full,
-        left_tokens=max(32, full.left_tokens >> halve),
+        left_tokens=left,
+        left_align_lines=max(1, min(full.left_align_lines, left // 16)),
         right_tokens=max(16, min(full.right_tokens, SHORT_RIGHT) >> halve),
         cfc_tokens=full.cfc_tokens >> halve,
         definition_tokens=full.definition_tokens >> halve,
