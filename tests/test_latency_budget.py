@@ -14,8 +14,10 @@ from models.engine import (
     CompletionEngine,
     CompletionOptions,
     CompletionRequest,
+    budget_step,
     first_line,
 )
+from models.prompt import PromptBudget, fim_context
 from retrieval.workspace_index import WorkspaceIndex
 from tests.fakes import FakeGenerator
 
@@ -48,6 +50,27 @@ def test_a_slow_machine_gets_a_shorter_prompt(tmp_path: Path):
     assert "budget_step" not in unmeasured.complete(request, options).record
     no_budget = CompletionOptions(mode="never", latency_budget_ms=0)
     assert slow.complete(request, no_budget).record["prompt_tokens"] == full["prompt_tokens"]
+
+
+class _FourCharacterTokens(FakeGenerator):
+    def tokenize(self, text: str) -> list[int]:
+        return [1] * -(-len(text) // 4)
+
+
+def test_a_small_budget_keeps_about_as_much_left_context_as_it_affords():
+    """The line alignment shrinks with the budget. With 16 lines at every step, a 64-token
+    left context rounded forward to as few as 2 lines (prompts of 27 tokens, empty
+    answers): here 11 tokens at worst, 84% of the budget on average."""
+    full, tok = PromptBudget(), _FourCharacterTokens("x")
+    lines = ["    " + "y" * (i * 37 % 61) + "\n" for i in range(300)]  # lines of 1-17 tokens
+    for step in range(1, BUDGET_STEPS):
+        budget = budget_step(full, step)
+        kept = [
+            len(fim_context(tok, "".join(lines[:n]), "", budget).left_ids) for n in range(40, 300)
+        ]
+        assert min(kept) >= budget.left_tokens // 2, step
+        assert sum(kept) / len(kept) >= budget.left_tokens, step
+    assert budget_step(full, BUDGET_STEPS - 1).left_align_lines == 4
 
 
 def test_the_jaccard_policy_decides_before_any_pass(tmp_path: Path):
