@@ -97,7 +97,8 @@ DESCRIPTIONS: dict[str, str] = {
     "context.right_tokens": "Prompt budget (tokens) for the code after the cursor.",
     "context.cfc_tokens": "Prompt budget (tokens) for the retrieved cross-file chunks.",
     "context.left_align_lines": "The left context starts on a multiple of this line number "
-    "(reuses the model's KV cache while typing).",
+    "(reuses the model's KV cache while typing). A prompt cut to the latency budget aligns "
+    "to at most one line per 16 tokens of its left context.",
     "context.left_align_extend": "Align the left context's start by reaching back to such a "
     "line (up to half the budget more) instead of dropping the lines before the next one.",
     "context.line_in_middle": "The code typed on the cursor's line starts the fill-in-the-middle "
