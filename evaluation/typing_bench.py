@@ -44,6 +44,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "retrieval": {"mode": "never"},
         "completion": {"latencyBudgetMs": 0},
     },
+    "always-no-budget": {
+        "retrieval": {"mode": "always"},
+        "completion": {"latencyBudgetMs": 0},
+    },
     "selective-confidence": {"retrieval": {"mode": "selective", "policy": "confidence"}},
 }
 DEFAULT_CONFIGS = ("default", "never", "always", "selective")
