@@ -2,13 +2,18 @@
 
 The server sizes each prompt to `completion.latencyBudgetMs` (models.engine.budget_step):
 step 0 is the full budgets, step 1 cuts the right context to 64 tokens, each further step
-halves the left, right and cross-file budgets. This scores the same cursors at each step,
+halves the left, right and cross-file budgets (and, since 31b5c63, the left context's line
+alignment with them). This scores the same cursors at each step,
 with the model alone (no server, no timing): the fresh projects' arrival lines of
 `bench typing` (one `line` task per project, seed 0) and their mid-line cursors, `never`,
 one line. ES/EM and prompt tokens per step, and the paired ES difference to step 0.
 
     python benchmarks/archive/budget_steps_es.py --steps 0,2,4 \
         --out benchmarks/results/budget-steps-latest
+
+The `scaled-align/` run of 2026-12-07-28a5f025a6 was made at 9c9bc67 with a `--scaled-align`
+flag that applied that alignment here before the product did; at 31b5c63 the product's
+`budget_step` took it over and the flag went (it had become a no-op copy of the rule).
 """
 
 from __future__ import annotations
@@ -38,12 +43,6 @@ def main() -> int:
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--steps", default="0,2,4", help="comma-separated budget steps")
     ap.add_argument("--repos", type=int, default=24, help="the first N fresh projects")
-    ap.add_argument(
-        "--scaled-align",
-        action="store_true",
-        help="a variant: the left context aligned to left_tokens / 16 lines (1 to 16), "
-        "not 16, so a small budget does not round forward by up to 15 lines",
-    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/budget-steps-latest"))
     args = ap.parse_args()
     commit = source_commit()  # of the code that runs, before any edit made meanwhile
@@ -68,11 +67,7 @@ def main() -> int:
                     continue
                 request = request_for(task, roots[task.repo])
                 target = task.target.split("\n")[0]
-                budget = budget_step(base.budget, step)
-                if args.scaled_align:
-                    align = max(1, min(budget.left_align_lines, budget.left_tokens // 16))
-                    budget = replace(budget, left_align_lines=align)
-                options = replace(base, budget=budget)
+                options = replace(base, budget=budget_step(base.budget, step))
                 result = engine.complete(request, options)
                 answer = result.text.split("\n")[0]
                 row = {
@@ -90,13 +85,7 @@ def main() -> int:
                 print(f"{task.id} step {step}: ES {row['es']:.1f}", file=sys.stderr)
     rows = [json.loads(x) for x in _lines(rows_path)]
     report = _report(rows, steps)
-    meta = {
-        **machine_meta(),
-        "commit": commit,
-        "model": args.model,
-        "steps": steps,
-        "scaled_align": args.scaled_align,
-    }
+    meta = {**machine_meta(), "commit": commit, "model": args.model, "steps": steps}
     (args.out / "report.json").write_text(json.dumps({"meta": meta, **report}, indent=1))
     print(json.dumps(report, indent=1))
     return 0

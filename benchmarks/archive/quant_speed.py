@@ -39,11 +39,11 @@ VARIANTS = {  # name -> llama_ftype (None: the packaged file as it is)
 
 
 def requantize(source: Path, target: Path, ftype: int) -> None:
-    """Every tensor to `ftype` ("pure": llama.cpp then converts the output matrix too, in
-    spite of `leave_output_tensor`; it only matters for the logits of the last position)."""
+    """Every tensor to `ftype` ("pure"), the output matrix included (it only matters for
+    the logits of the last position)."""
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype, params.allow_requantize, params.pure = ftype, True, True
-    params.leave_output_tensor, params.nthread = True, 2
+    params.nthread = 2
     rc = llama_cpp.llama_model_quantize(
         str(source).encode(), str(target).encode(), ctypes.byref(params)
     )
