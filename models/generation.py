@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import functools
 import logging
 import os
 import threading
@@ -34,6 +35,10 @@ PREFILL_PIECE = 64
 # 256 tokens: 49 tokens/s in pieces of 16, 56 in pieces of 64), which background work can
 # afford.
 BACKGROUND_PIECE = 16
+# Tokenizations remembered per model: the prompt budget's steps cut the same lines again at
+# every step and every keystroke (`CompletionEngine.fit_budget` tokenized about 240 lines a
+# request). Texts up to this many characters (lines; not whole files), this many of them.
+TOKENS_REMEMBERED, TOKENS_TEXT_CHARS = 8192, 512
 
 # The KV cache's sequences: 0 is the prompt being worked on; PARK holds moved runs during a
 # prefill (reuse_moved) and is scratch space for a swap; SLOT keeps the cache of the last
@@ -182,8 +187,7 @@ class LlamaGenerator:
         # An explicit thread count caps the prefill ("batch") threads too: llama.cpp would
         # otherwise take every core for them, and a job given one thread still slowed a
         # second one beside it (labelling: 79 s a blank instead of 14 s).
-        cores = os.cpu_count() or 1
-        self.cores = cores
+        self.cores = cores = os.cpu_count() or 1
         threads, batch_threads = (n_threads, n_threads) if n_threads else (min(cores, 8), cores)
         # No thread count configured: each pass takes the cores that are idle at its start.
         self.adaptive_threads = n_threads is None
@@ -191,6 +195,7 @@ class LlamaGenerator:
         self._threads_override: int | None = None  # set_threads(n) by online serving
         self._threads_now = (threads, batch_threads)
         self.llm = _open_model(path, n_ctx, threads, batch_threads, gpu_layers)
+        self._remembered_tokens = functools.lru_cache(maxsize=TOKENS_REMEMBERED)(self._tokens)
         # Where the model runs: a CPU-only build of llama.cpp ignores `gpu_layers`.
         self.device = "gpu" if gpu_layers != 0 and _gpu_offload() else "cpu"
         # The spare sequence (SLOT) and its tokens; None: no spare (the context has one).
@@ -370,7 +375,12 @@ class LlamaGenerator:
         """Plain text tokens; special-token spellings inside user code stay plain text."""
         if not text:
             return []
-        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        if len(text) <= TOKENS_TEXT_CHARS:
+            return list(self._remembered_tokens(text))  # a copy: callers may change it
+        return list(self._tokens(text))
+
+    def _tokens(self, text: str) -> tuple[int, ...]:
+        return tuple(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def token_id(self, special: str) -> int:
         tid = self._lookup_special(special)

@@ -134,3 +134,14 @@ def test_a_stopped_pass_keeps_what_it_prefilled_for_the_next_prompt():
     assert logits is None and stopped.prefilled_tokens == 2 * PREFILL_PIECE
     _, stats = logits_at(g, prompt + g.tokenize("x = 1\n"))
     assert stats.reused_tokens >= 2 * PREFILL_PIECE
+
+
+def test_remembered_tokenizations_are_the_model_s_own_and_not_shared_lists():
+    g = LlamaGenerator(pull_base_model(name=TEST_MODEL))
+    line = "    return helper(value) + 1\n"
+    fresh = list(g.llm.tokenize(line.encode(), add_bos=False, special=False))
+    first = g.tokenize(line)
+    first.append(-1)  # a caller extending the list it got (prompts are built that way)
+    assert g.tokenize(line) == fresh
+    long = line * 40  # over TOKENS_TEXT_CHARS: tokenized afresh, the same way
+    assert g.tokenize(long) == list(g.llm.tokenize(long.encode(), add_bos=False, special=False))
