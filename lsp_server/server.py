@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -181,6 +182,7 @@ class RepoformerServer(LanguageServer):
         self.settings_read = asyncio.Event()
         # The one owner of the model's time: loading, requests, work ahead (models.scheduler).
         self.scheduler = Scheduler()
+        self.shut_down = False  # the shutdown request came (the exit code says so)
         self.engine: CompletionEngine | None = None  # one per model, index and remote server
         self._engine_key: tuple[Any, ...] | None = None
         # Makes the generators for the settings. The fast test tier swaps in an instant,
@@ -836,13 +838,37 @@ async def status(ls: RepoformerServer, *args: Any) -> dict[str, Any]:
     }
 
 
+# How long shutdown and exit wait for the model's work to stop: it stops at its next prefill
+# piece or token (well under a second); loading a model cannot be stopped (seconds).
+STOP_WAIT_S = 30.0
+
+
 @server.feature(types.SHUTDOWN)
-def shutdown(ls: RepoformerServer, params: None) -> None:
-    """Stop the model's work and the file watcher."""
+async def shutdown(ls: RepoformerServer, params: None) -> None:
+    """Stop the model's work and the file watcher; answer once the model is idle."""
+    ls.shut_down = True
     ls.scheduler.close()
     ls.index_feed.shutdown()
     if ls.index is not None:
         ls.index.close()
+    if not await asyncio.to_thread(ls.scheduler.join, STOP_WAIT_S):
+        log.warning("the model's work did not stop within %.0f s of shutdown", STOP_WAIT_S)
+
+
+@server.feature(types.EXIT)
+def exit_(ls: RepoformerServer, params: None) -> None:
+    stop_model_work(ls)
+
+
+def stop_model_work(ls: RepoformerServer) -> None:
+    """Before the process exits (on exit, or when the editor's end of stdio closes): the
+    interpreter's exit frees the model, and native code still running in it would crash.
+    Work that does not stop in time is left behind: the process ends without freeing it."""
+    ls.scheduler.close()
+    if not ls.scheduler.join(STOP_WAIT_S):
+        log.error("the model's work did not stop; exiting without freeing it")
+        logging.shutdown()
+        os._exit(0 if ls.shut_down else 1)
 
 
 def _model_key(settings: Settings) -> tuple[Any, ...]:

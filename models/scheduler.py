@@ -114,7 +114,8 @@ class Scheduler:
             job.future.set_exception(Stopped("dropped"))
 
     def close(self) -> None:
-        """Stop taking work; queued jobs end with `Stopped`. The running one finishes."""
+        """Stop taking work; queued jobs end with `Stopped`, and the running one stops at
+        its next check (between prefill pieces or tokens). `join` waits for that."""
         with self._cond:
             self._closed = True
             queued = self._foreground + self._background
@@ -123,9 +124,19 @@ class Scheduler:
         for job in queued:
             job.future.set_exception(Stopped("the scheduler is closed"))
 
+    def join(self, timeout: float) -> bool:
+        """Wait for the worker to leave the model after `close`; False: still in it.
+
+        A process must not exit while the worker runs native model code: exiting frees the
+        model under it (a segmentation fault at exit)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     # -- the worker ---------------------------------------------------------------------------
 
     def _should_stop(self, job: Job) -> bool:
+        if self._closed:
+            return True
         if not job.foreground and self._foreground:  # pre-empted by waiting foreground work
             job.preempted = True
             return True

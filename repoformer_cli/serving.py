@@ -175,7 +175,7 @@ def cmd_model_list(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from lsp_server.server import server  # pygls only where it is needed
+    from lsp_server.server import server, stop_model_work  # pygls only where it is needed
 
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
@@ -183,6 +183,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         protocol_in, protocol_out = claim_stdio()
         server.start_io(protocol_in, protocol_out)
+    stop_model_work(server)  # the editor went away without `exit`
     return 0
 
 

@@ -119,3 +119,17 @@ def test_close_ends_queued_work_with_stopped():
     assert isinstance(_wait(queued.future), Stopped)
     late = scheduler.submit(Job(Pieces("late", 1, log), foreground=True))
     assert isinstance(_wait(late.future), Stopped)
+
+
+def test_close_stops_the_running_job_at_its_next_piece_and_join_waits_for_it():
+    # The server exits only once the worker is out of the model (exiting frees it).
+    scheduler = Scheduler("test")
+    log: list[str] = []
+    running = Pieces("running", 3, log)
+    job = scheduler.submit(Job(running, foreground=False))
+    assert running.started.wait(10)
+    scheduler.close()
+    running.go.release()  # piece 0 ends; the job looks at should_stop before piece 1
+    assert scheduler.join(10)
+    assert isinstance(_wait(job.future), Stopped)
+    assert log == ["running piece 0", "running stopped before piece 1"]
