@@ -23,7 +23,8 @@ from pygls.lsp.client import LanguageClient
 from evaluation.typing_bench import LinePlan, Options, Plan, config_settings, folder_name
 from evaluation.typing_user import LineState, UserModel, completes
 
-DECISION_PREFIX = "repoformer decision "  # lsp_server.server.DECISION_PREFIX (checked by a test)
+# lsp_server.server's prefixes (checked by a test): the editor's requests, background work.
+DECISION_PREFIX, WORK_PREFIX = "repoformer decision ", "repoformer work "
 READY_TIMEOUT_S = 900.0  # indexing a large project and loading a model on 2 cores
 REPLY_TIMEOUT_S = 120.0  # one answer of the instant bound
 
@@ -148,6 +149,8 @@ async def start_server(
         text = params.message
         if text.startswith(DECISION_PREFIX):
             records.append(json.loads(text[len(DECISION_PREFIX) :]))
+        elif text.startswith(WORK_PREFIX):  # background work; its record says which ("work")
+            records.append(json.loads(text[len(WORK_PREFIX) :]))
         elif text.startswith("repoformer index:"):
             ready["index"].set()
         elif text.startswith("repoformer model loaded"):

@@ -28,7 +28,7 @@ from evaluation.typing_bench import (
     summarize,
     write_report,
 )
-from evaluation.typing_drive import DECISION_PREFIX, Doc, run_repo
+from evaluation.typing_drive import DECISION_PREFIX, WORK_PREFIX, Doc, run_repo
 from evaluation.typing_user import LineState, UserModel, completes, simulate
 
 LINE = "value = compute(x)"
@@ -159,10 +159,10 @@ def test_configurations_merge_the_model_and_extra_settings():
     assert CONFIGS["never"] == {"retrieval": {"mode": "never"}}  # not mutated
 
 
-def test_the_decision_prefix_is_the_servers():
-    from lsp_server.server import DECISION_PREFIX as SERVERS
+def test_the_record_prefixes_are_the_servers():
+    from lsp_server import server
 
-    assert DECISION_PREFIX == SERVERS
+    assert (DECISION_PREFIX, WORK_PREFIX) == (server.DECISION_PREFIX, server.WORK_PREFIX)
 
 
 # -- plans and sampling ----------------------------------------------------------------------
