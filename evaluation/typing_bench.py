@@ -37,8 +37,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # What the speed features buy, one at a time (issue 45's measurements).
     "never-no-warmup": {"retrieval": {"mode": "never"}, "completion": {"warmUp": False}},
     "warmup": {"completion": {"warmUp": True}},
-    "never-warmup": {"retrieval": {"mode": "never"}, "completion": {"warmUp": True}},
-    "always-warmup": {"retrieval": {"mode": "always"}, "completion": {"warmUp": True}},
     "no-warmup": {"completion": {"warmUp": False}},
     "no-quick": {"model": {"quickModel": "none"}},
     "never-no-workahead": {"retrieval": {"mode": "never"}, "completion": {"workAhead": False}},
