@@ -36,7 +36,7 @@ from lsp_server.settings import SECTION, Settings, parse_settings
 from models.choice import AUTO, auto_model, quick_model
 from models.continuation import rest_of, text_continues, typed_since
 from models.engine import (
-    WARM_STEP,
+    BUDGET_STEPS,
     Cancelled,
     CompletionEngine,
     CompletionRequest,
@@ -517,13 +517,11 @@ class RepoformerServer(LanguageServer):
             result: CompletionResult = job.future.result()
             self._log_record({**result.record, **({"work": work} if work else {})})
             step = result.record.get("budget_step")
-            if job.foreground and self.settings.warm_up and step is not None and step > WARM_STEP:
-                # The main model prefills this place's larger prompt (its start stays put
-                # below), for the next keystrokes and lines.
-                self._warm_up(request, tags["left"], tags["right"], WARM_STEP)
-            elif job.foreground and "quick" in result.record:
+            if job.foreground and "quick" in result.record:
                 # The main model prefills this place, to take over the next keystrokes.
-                self._warm_up(request, tags["left"], tags["right"], None)
+                self._warm_up(request, tags["left"], tags["right"], BUDGET_STEPS)
+            elif job.foreground and step and self.settings.warm_up:
+                self._warm_up(request, tags["left"], tags["right"], step)
             origin = "request" if job.foreground else job.label
             self.type_through.store(tags["uri"], tags["left"], tags["right"], result.text, origin)
             # A guessed line leads to the next guess only once the user gets there
@@ -574,11 +572,11 @@ class RepoformerServer(LanguageServer):
             for j in self.scheduler.background_jobs()
         )
 
-    def _warm_up(self, request: CompletionRequest, left: str, right: str, step: int | None) -> None:
-        """After an answer from a prompt cut to the latency budget: prefill this cursor's
-        prompt at budget `step` (None: what background work affords) in the background,
-        nothing generated, so the keystrokes and the lines that follow, which find it
-        cached, are answered from that context (`CompletionEngine.warm`)."""
+    def _warm_up(self, request: CompletionRequest, left: str, right: str, step: int) -> None:
+        """After an answer from a prompt cut to the latency budget (budget `step` > 0):
+        prefill a larger prompt for this cursor in the background, nothing generated, so
+        the keystrokes and the lines that follow, which find it cached, are answered from
+        that context (`CompletionEngine.warm`)."""
         if self.generator is None or self._background_at(request.uri, left, right):
             return
         uri, engine, options = request.uri, self._engine(self.generator), self.settings.completion

@@ -155,10 +155,6 @@ SHORT_RIGHT = 64
 # were not done by Enter, and competed with the keystrokes for 2 cores), and no more
 # arriving (docs/results.md).
 BACKGROUND_BUDGET_FACTOR = 1
-# The warm-up (`completion.warmUp`) prefills a place's prompt at this budget step in the
-# background: a left context of 256 tokens and a right one of 32, so that a new line below
-# it, which shares its left context's start, prefills about one line and the right context.
-WARM_STEP = 2
 
 
 def budget_step(full: PromptBudget, step: int) -> PromptBudget:
@@ -464,16 +460,20 @@ class CompletionEngine:
         least: a larger prompt mostly cached beats a smaller one from scratch (a new line
         below a cached prompt)."""
         g = generator or self.generator
-        full = options.budget
-        if not options.latency_budget_ms or not g.prefill_rate or self.remote is not None:
-            return self._fit(request, cursor, options, crossfile, full, None, g)
+
+        def fit(budget: PromptBudget, step: int | None) -> Fit:
+            context = fim_context(g, cursor.left, cursor.right, budget)
+            prompt = self.prompt(request, context, replace(options, budget=budget), crossfile, g)
+            return Fit(budget, step, context, prompt, True)
+
+        full, rate = options.budget, g.prefill_rate
+        if not options.latency_budget_ms or not rate or self.remote is not None:
+            return fit(full, None)
         factor = BACKGROUND_BUDGET_FACTOR if background else 1
-        affordable = self._affordable(options, g) * factor
+        affordable = rate * options.latency_budget_ms * factor / 1000
         least: tuple[int, Fit] | None = None
         for step in range(BUDGET_STEPS):
-            candidate = self._fit(
-                request, cursor, options, crossfile, budget_step(full, step), step, g
-            )
+            candidate = fit(budget_step(full, step), step)
             uncached = g.uncached_tokens(candidate.prompt.tokens)
             if uncached <= affordable:
                 return candidate
@@ -482,51 +482,24 @@ class CompletionEngine:
         assert least is not None
         return least[1]
 
-    def _fit(
-        self,
-        request: CompletionRequest,
-        cursor: Cursor,
-        options: CompletionOptions,
-        crossfile: CrossFile,
-        budget: PromptBudget,
-        step: int | None,
-        generator: LlamaGenerator | None = None,
-    ) -> Fit:
-        g = generator or self.generator
-        context = fim_context(g, cursor.left, cursor.right, budget)
-        prompt = self.prompt(request, context, replace(options, budget=budget), crossfile, g)
-        return Fit(budget, step, context, prompt, True)
-
-    @staticmethod
-    def _affordable(options: CompletionOptions, generator: LlamaGenerator) -> float:
-        """Prompt tokens `generator` prefills within the latency budget."""
-        return generator.prefill_rate * options.latency_budget_ms / 1000
-
     def warm(
         self,
         request: CompletionRequest,
         options: CompletionOptions,
-        step: int | None,
+        below_step: int,
         is_cancelled: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any] | None:
-        """Prefill, generating nothing, this cursor's prompt at budget `step` (None: the
-        step background work affords, `fit_budget`), keeping the foreground prompt's cache
-        aside. Its left context is the start that the keystrokes on this line and the
-        lines written after it share: they find it cached and afford it. None when the
-        model could already prefill that prompt within the latency budget."""
+        """Prefill, generating nothing, the largest prompt for this cursor that background
+        work affords (`fit_budget`), when its budget step is below `below_step` (the step
+        a keystroke just afforded); the foreground prompt's cache is kept aside. The
+        keystrokes after it find that prompt cached and afford it. Returns a short record,
+        or None when no larger prompt fits."""
         job = self._start(request, options, is_cancelled, background=True)
         crossfile = self._upfront_context(job.options, job.decider, job.retrieve) or NO_CONTEXT
-        g = self.generator
-        if step is None:
-            fit = self.fit_budget(request, job.cursor, job.options, crossfile, background=True)
-            step, prompt = fit.step, fit.prompt
-            if step is None:  # no latency budget: every prompt is the full one anyway
-                return None
-        else:
-            budget = budget_step(job.options.budget, step)
-            prompt = self._fit(request, job.cursor, job.options, crossfile, budget, step).prompt
-            if g.uncached_tokens(prompt.tokens) <= self._affordable(options, g):
-                return None
+        fit = self.fit_budget(request, job.cursor, job.options, crossfile, background=True)
+        step, prompt = fit.step, fit.prompt
+        if step is None or step >= below_step:
+            return None
         stats = PassStats()
         with self.generator.lock:
             steps = self.generator.greedy(

@@ -45,8 +45,6 @@ TOKENS_REMEMBERED, TOKENS_TEXT_CHARS = 8192, 512
 # foreground prompt while work on the side (a background pass, the pass with cross-file
 # context) overwrites sequence 0, so the next keystroke does not prefill it again.
 PARK, SLOT = 1, 2
-# A cached prompt sharing fewer tokens than this with a new one does not serve it.
-SHARED_MIN = 32
 
 # "all" is for benchmarks/archive/moved_cache.py only: on 61 lines written one after another it
 # cost 35 ES (benchmarks/results/moved-cache/2026-12-03-a12df73476/).
@@ -277,20 +275,15 @@ class LlamaGenerator:
 
     def _choose_sequence(self, prompt: list[int], side: bool) -> None:
         """Before a prefill: work on whichever cached prompt (sequence 0 or SLOT) shares
-        the longer start with `prompt`, swapping them if SLOT's does, or the shorter one
-        when neither shares much; before work on the side, keep a foreground prompt's
-        cache in SLOT unless SLOT holds a longer one."""
+        the longer start with `prompt`, swapping them if SLOT's does; before work on the
+        side, keep a foreground prompt's cache in SLOT."""
         if self._slot_tokens is None:
             return
         llm = self.llm
-        active, slot = llm.input_ids[: llm.n_tokens].tolist(), self._slot_tokens
-        on_active, on_slot = _common_prefix(active, prompt), _common_prefix(slot, prompt)
-        # Neither serves the prompt: overwrite the shorter (a prefilled place's long prompt
-        # outlives the short ones of keystrokes and work ahead elsewhere).
-        cheaper_slot = len(slot) < len(active)
-        if on_slot > on_active or (max(on_active, on_slot) < SHARED_MIN and cheaper_slot):
+        active = llm.input_ids[: llm.n_tokens].tolist()
+        if _common_prefix(self._slot_tokens, prompt) > _common_prefix(active, prompt):
             self._swap(active)
-        elif side and not self._active_is_side and active and len(slot) <= len(active):
+        elif side and not self._active_is_side and active:
             import llama_cpp
 
             memory = llm._ctx.memory

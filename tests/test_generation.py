@@ -94,22 +94,6 @@ def test_work_on_the_side_keeps_the_foreground_prompt_cached():
     assert _prefill(g, other + g.tokenize("\n"), side=True).reused_tokens >= len(other) - 1
 
 
-def test_a_long_cached_prompt_outlives_short_ones_that_share_nothing_with_it():
-    """The warm-up's long prompt of a place is not evicted by the short prompts of
-    keystrokes and work ahead elsewhere: when neither cached prompt serves a new one, the
-    shorter is overwritten."""
-    g = LlamaGenerator(pull_base_model(name=TEST_MODEL))
-    fim = [g.token_id("<|fim_prefix|>")]
-    place = fim + g.tokenize("".join(f"def f{i}(x):\n    return x * {i}\n\n\n" for i in range(12)))
-    elsewhere = fim + g.tokenize("import os\n\n\ndef home():\n    return os.environ")
-    ahead = fim + g.tokenize("import sys\n\n\ndef argv():\n    return sys.argv[1:]\n")
-    _prefill(g, place, side=True)
-    _prefill(g, elsewhere)
-    _prefill(g, ahead, side=True)
-    assert len(place) > 2 * len(elsewhere)
-    assert _prefill(g, place + g.tokenize("def")).reused_tokens >= len(place) - 1
-
-
 def test_gpu_layers_reach_llama_cpp_and_the_record_says_where_the_model_ran(workspace):
     """`model.gpuLayers`: passed to llama.cpp as n_gpu_layers; a CPU-only build runs on
     the CPU whatever it says, and the record tells which."""

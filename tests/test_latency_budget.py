@@ -11,7 +11,6 @@ import pytest
 import models.engine as engine_module
 from models.engine import (
     BUDGET_STEPS,
-    WARM_STEP,
     CompletionEngine,
     CompletionOptions,
     CompletionRequest,
@@ -149,42 +148,14 @@ def test_a_larger_prompt_mostly_cached_beats_a_smaller_one_from_scratch(
     assert step < BUDGET_STEPS - 1 and tokens == warm
 
 
-def test_the_warm_up_prefills_what_background_work_affords(tmp_path: Path, larger_background: int):
+def test_the_warm_up_prefills_a_larger_prompt_only(tmp_path: Path, larger_background: int):
     engine, request = _engine(tmp_path, rate=30.0)
     options = CompletionOptions(mode="never", latency_budget_ms=1000)
-    foreground = engine.complete(request, options).record
-    warmed = engine.warm(request, options, step=None)
-    assert warmed is not None and warmed["budget_step"] < foreground["budget_step"]
-    assert warmed["prompt_tokens"] > foreground["prompt_tokens"]
-
-
-class _PrefillingGenerator(_CachingGenerator):
-    """Its cache holds the last prompt it was given."""
-
-    def greedy(self, prompt, *args, **kwargs):
-        self.cached = list(prompt)
-        return super().greedy(prompt, *args, **kwargs)
-
-
-def test_the_warm_up_prefills_the_prompt_of_its_step_which_the_next_line_affords(
-    tmp_path: Path,
-):
-    """`completion.warmUp`: the prompt at WARM_STEP, once; the next line's request shares
-    its left context's start and, prefilling only what follows it, affords that step."""
-    engine, request = _engine(tmp_path)
-    generator = _PrefillingGenerator()
-    generator.prefill_rate = 30.0  # 30 tokens in the budget: the smallest step at a new place
-    engine.generator = generator  # type: ignore[assignment]
-    options = CompletionOptions(mode="never", latency_budget_ms=1000)
-    assert engine.complete(request, options).record["budget_step"] == BUDGET_STEPS - 1
-    warmed = engine.warm(request, options, step=WARM_STEP)
-    assert warmed is not None and warmed["budget_step"] == WARM_STEP
-    assert warmed["prompt_tokens"] == len(generator.cached) > 30
-    assert engine.warm(request, options, step=WARM_STEP) is None  # cached: nothing to do
-    # The user finishes the line and presses Enter.
-    typed = request.text.replace("helper_3(value) + \n", "helper_3(value) + 1\n    \n")
-    below = CompletionRequest(request.path, typed, request.line + 1, 4)
-    assert engine.complete(below, options).record["budget_step"] == WARM_STEP
+    foreground = engine.complete(request, options).record["budget_step"]
+    warmed = engine.warm(request, options, below_step=foreground)
+    assert warmed is not None and warmed["budget_step"] < foreground
+    assert warmed["prompt_tokens"] > engine.complete(request, options).record["prompt_tokens"]
+    assert engine.warm(request, options, below_step=warmed["budget_step"]) is None
 
 
 def test_the_quick_model_answers_where_the_main_one_is_too_slow(tmp_path: Path):
