@@ -134,10 +134,7 @@ def _keep_last_lines(
         tokens = tok.tokenize(lines[-1])
     row, header_tokens = header
     if 0 <= row < start and header_tokens > 0:
-        signature = _signature_lines(tok, lines, row, start, header_tokens)
-        first = lines[start] if start < len(lines) else ""
-        elided = tok.tokenize(first[: len(first) - len(first.lstrip())] + "...\n")
-        return signature + elided + tokens[-limit:]
+        return _signature_lines(tok, lines, row, start, header_tokens) + tokens[-limit:]
     return tokens[-limit:]
 
 
