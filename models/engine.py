@@ -199,8 +199,7 @@ class Cursor:
         left, right = request.split()
         # The definitions around the cursor are only needed by the syntax query; without
         # them the file is parsed only when the line ends in a block opener.
-        scope = options.query == "syntax" or options.budget.scope_header
-        syntax = cursor_syntax(str(request.path), left, right, scope=scope)
+        syntax = cursor_syntax(str(request.path), left, right, scope=options.query == "syntax")
         indent = left.rsplit("\n", 1)[-1]
         if indent and not indent.strip():
             left = left[: -len(indent)]
@@ -463,8 +462,7 @@ class CompletionEngine:
         g = generator or self.generator
 
         def fit(budget: PromptBudget, step: int | None) -> Fit:
-            scope_start = cursor.syntax.scope_start if cursor.syntax is not None else -1
-            context = fim_context(g, cursor.left, cursor.right, budget, scope_start)
+            context = fim_context(g, cursor.left, cursor.right, budget)
             prompt = self.prompt(request, context, replace(options, budget=budget), crossfile, g)
             return Fit(budget, step, context, prompt, True)
 

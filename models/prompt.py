@@ -63,11 +63,6 @@ class PromptBudget:
     # its own characters instead of the whole right context.
     line_in_middle: bool = True
     middle_tokens: int = 256  # at most this much of that typed code (its end)
-    # When the left context starts inside a definition, that definition's signature goes
-    # first (at most `header_tokens`): a small left context often lacks the parameter names
-    # the line uses.
-    scope_header: bool = True
-    header_tokens: int = 48
     # Token healing of that typed code: its last token is taken back and the first token
     # generated must start with its text. A forced middle ending in `.`, `(` or `=` is a
     # token boundary the model would not have chosen there (`self.` + `asserEqual`, or no
@@ -95,20 +90,13 @@ class Prompt:
 
 
 def _keep_last_lines(
-    tok: Tokenizer,
-    text: str,
-    budget: int,
-    align: int = 1,
-    extend: bool = False,
-    header: tuple[int, int] = (-1, 0),
+    tok: Tokenizer, text: str, budget: int, align: int = 1, extend: bool = False
 ) -> list[int]:
     """Tokens of the longest tail of `text` (whole lines, except the cursor's) within budget,
     starting on a line number that is a multiple of `align` (unless that leaves nothing).
     `extend`: reach back to the aligned line before the budget's start instead of forward
     to the one after it, so alignment adds up to `align - 1` lines instead of dropping
-    them; at most half the budget more, else it rounds forward.
-    `header`: (the line of the signature of the definition around the cursor, at most this
-    many tokens of it); it goes first when the tail starts below it."""
+    them; at most half the budget more, else it rounds forward."""
     if budget <= 0 or not text:
         return []
     lines = text.splitlines(keepends=True)
@@ -132,22 +120,7 @@ def _keep_last_lines(
     tokens = tok.tokenize("".join(lines[start:]))
     if start == len(lines):  # even the cursor's line is over budget: keep its tail
         tokens = tok.tokenize(lines[-1])
-    row, header_tokens = header
-    if 0 <= row < start and header_tokens > 0:
-        return _signature_lines(tok, lines, row, start, header_tokens) + tokens[-limit:]
     return tokens[-limit:]
-
-
-def _signature_lines(tok: Tokenizer, lines: list[str], row: int, end: int, cap: int) -> list[int]:
-    """Tokens of the signature starting at `row`: its lines up to the one that ends it
-    (with `:`, `{` or `=>`, before `end`), or only its first when that takes more than
-    `cap` tokens."""
-    kept: list[int] = []
-    for line in lines[row:end]:
-        kept += tok.tokenize(line)
-        if line.rstrip().endswith((":", "{", "=>")):
-            break
-    return kept if len(kept) <= cap else tok.tokenize(lines[row])[:cap]
 
 
 def _keep_first_lines(tok: Tokenizer, text: str, budget: int) -> list[int]:
@@ -198,11 +171,7 @@ class FimContext:
     held_back: str = ""
 
 
-def fim_context(
-    tok: Tokenizer, left: str, right: str, budget: PromptBudget, scope_start: int = -1
-) -> FimContext:
-    """`scope_start`: the line of the signature of the definition around the cursor (-1:
-    none, or not known), for `budget.scope_header`."""
+def fim_context(tok: Tokenizer, left: str, right: str, budget: PromptBudget) -> FimContext:
     typed = held_back = ""
     if budget.line_in_middle:
         line_start = left.rfind("\n") + 1
@@ -217,12 +186,7 @@ def fim_context(
     middle = tok.tokenize(typed)[-budget.middle_tokens :] if typed else []
     return FimContext(
         _keep_last_lines(
-            tok,
-            left,
-            budget.left_tokens,
-            budget.left_align_lines,
-            budget.left_align_extend,
-            (scope_start, budget.header_tokens if budget.scope_header else 0),
+            tok, left, budget.left_tokens, budget.left_align_lines, budget.left_align_extend
         ),
         _keep_first_lines(tok, right, budget.right_tokens),
         middle,

@@ -166,33 +166,3 @@ def test_extended_alignment_reaches_back_to_an_aligned_line_instead_of_dropping_
     assert left(8, True).startswith("line184\n") and left(8, True).endswith("line199\n")
     # Reaching back would take more than half the budget again: forward instead.
     assert left(64, True).startswith("line192\n")
-
-
-def test_a_small_left_context_inside_a_definition_starts_with_its_signature():
-    from pathlib import Path
-
-    from models.engine import CompletionOptions, CompletionRequest, Cursor
-    from models.prompt import fim_context
-
-    body = "".join(f"        total += scale * {i}\n" for i in range(30))
-    signature = "    def run(\n        self, items, scale\n    ):\n"
-    text = "class A:\n" + signature + "        total = 0\n" + body + "        return "
-    request = CompletionRequest(Path("a.py"), text, text.count("\n"), len("        return "))
-    cursor = Cursor.of(request, CompletionOptions(mode="never"))
-    assert cursor.syntax is not None and cursor.syntax.scope_start == 1
-
-    def left(budget: PromptBudget) -> str:
-        scope = cursor.syntax.scope_start if cursor.syntax else -1
-        return TOK.decode(fim_context(TOK, cursor.left, cursor.right, budget, scope).left_ids)
-
-    small = PromptBudget(left_tokens=80, left_align_lines=1)
-    assert left(small).startswith(signature + "        total += scale * 2")  # the whole signature
-    assert left(small).endswith("total += scale * 29\n")
-    assert left(PromptBudget(left_tokens=80, left_align_lines=1, header_tokens=20)).startswith(
-        "    def run(\n        total += scale"  # over its cap: the first line only
-    )
-    assert left(PromptBudget(left_tokens=80, left_align_lines=1, scope_header=False)).startswith(
-        "        total += scale"
-    )
-    whole = left(PromptBudget(left_tokens=4000))
-    assert whole.count("def run(") == 1 and whole.startswith("class A:\n")  # already in it
