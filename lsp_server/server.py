@@ -183,6 +183,7 @@ class RepoformerServer(LanguageServer):
         # The one owner of the model's time: loading, requests, work ahead (models.scheduler).
         self.scheduler = Scheduler()
         self.shut_down = False  # the shutdown request came (the exit code says so)
+        self.model_work_stopped = False  # stop_model_work ran: the process is ending
         self.engine: CompletionEngine | None = None  # one per model, index and remote server
         self._engine_key: tuple[Any, ...] | None = None
         # Makes the generators for the settings. The fast test tier swaps in an instant,
@@ -863,9 +864,21 @@ def exit_(ls: RepoformerServer, params: None) -> None:
 def stop_model_work(ls: RepoformerServer) -> None:
     """Before the process exits (on exit, or when the editor's end of stdio closes): the
     interpreter's exit frees the model, and native code still running in it would crash.
-    Work that does not stop in time is left behind: the process ends without freeing it."""
+    Work that does not stop in time is left behind: the process ends without freeing it.
+    Besides the scheduler's worker, online serving's context pass runs on its own thread
+    (`models.online`), stopped but not waited for: each model's lock says when a pass is
+    over, and is kept from then on."""
+    if ls.model_work_stopped:
+        return
+    ls.model_work_stopped = True
     ls.scheduler.close()
-    if not ls.scheduler.join(STOP_WAIT_S):
+    stopped = ls.scheduler.join(STOP_WAIT_S)
+    deadline = time.monotonic() + STOP_WAIT_S
+    models = {id(g): g for g in (ls.generator, ls.parallel, ls.quick) if g is not None}
+    for generator in models.values():
+        if stopped:
+            stopped = generator.lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+    if not stopped:
         log.error("the model's work did not stop; exiting without freeing it")
         logging.shutdown()
         os._exit(0 if ls.shut_down else 1)

@@ -133,3 +133,30 @@ def test_close_stops_the_running_job_at_its_next_piece_and_join_waits_for_it():
     assert scheduler.join(10)
     assert isinstance(_wait(job.future), Stopped)
     assert log == ["running piece 0", "running stopped before piece 1"]
+
+
+def test_stopping_the_model_work_waits_for_a_pass_on_another_thread():
+    """Online serving's context pass runs beside the scheduler's worker: the process exits
+    only once it is over too (each model's lock is then kept)."""
+    import time
+
+    from lsp_server.server import RepoformerServer, stop_model_work
+    from tests.fakes import FakeGenerator
+
+    ls = RepoformerServer()
+    ls.generator, ls.parallel = FakeGenerator("x"), FakeGenerator("y")  # type: ignore[assignment]
+    events: list[str] = []
+    holding = threading.Event()
+
+    def context_pass() -> None:
+        with ls.parallel.lock:  # type: ignore[union-attr]
+            holding.set()
+            time.sleep(0.2)  # native work in progress
+            events.append("pass over")
+
+    threading.Thread(target=context_pass).start()
+    assert holding.wait(10)
+    stop_model_work(ls)
+    events.append("stopped")
+    assert events == ["pass over", "stopped"]
+    stop_model_work(ls)  # again (exit, then the end of stdin): returns at once
