@@ -285,6 +285,30 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def paired(base: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str, Any]:
+    """`other` against `base` on the lines both typed: characters saved by each, and how
+    many lines `other` saved more, fewer or as many characters on. The sign test's
+    two-sided p-value says how often lines would split at least this unevenly if the
+    two configurations were the same (the benchmark's noise moves single lines by 30
+    characters and more: one different token at one keystroke)."""
+    by_id = {r["id"]: r for r in base}
+    pairs = [(by_id[r["id"]], r) for r in other if r["id"] in by_id]
+    chars = sum(b["chars"] for b, _ in pairs)
+    better = sum(1 for b, o in pairs if o["saved"] > b["saved"])
+    worse = sum(1 for b, o in pairs if o["saved"] < b["saved"])
+    n, k = better + worse, min(better, worse)
+    sign_p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+    return {
+        "lines": len(pairs),
+        "base_saved_share": sum(b["saved"] for b, _ in pairs) / chars if chars else None,
+        "saved_share": sum(o["saved"] for _, o in pairs) / chars if chars else None,
+        "better": better,
+        "worse": worse,
+        "equal": len(pairs) - n,
+        "sign_p": sign_p,
+    }
+
+
 def first_reply_scores(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """ES (0-100) and EM (%) of the answer on arriving at each line (the instant bound's
     first request; no answer counts as empty), its first line against the line's text:
@@ -318,12 +342,23 @@ def write_report(opts: Options, planned: dict[str, int] | None = None) -> dict[s
     rows = load_rows(opts.out)
     order = [c for c in opts.configs if c in rows] + sorted(set(rows) - set(opts.configs))
     summary = {c: {s: summarize(rows[c][s]) for s in SCENARIOS if s in rows[c]} for c in order}
+    # Every other configuration line by line against the first (`--configs`' order).
+    base = order[0] if order else ""
+    pairs = {
+        c: {
+            s: paired(rows[base][s], rows[c][s])
+            for s in SCENARIOS
+            if s in rows[c].keys() & rows[base].keys()
+        }
+        for c in order[1:]
+        if rows[c].keys() & rows[base].keys()
+    }
     path = opts.out / "typing.json"
     meta = _meta(opts, order, planned)
     if planned is None and path.exists():
         meta = {**json.loads(path.read_text())["meta"], "rebuilt": meta["date"]}
         meta["configs"] = {c: meta["configs"].get(c) for c in order}
-    report = {"meta": meta, "summary": summary}
+    report = {"meta": meta, "summary": summary, "paired_with": base, "paired": pairs}
     opts.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1))
     write_markdown(report, opts.out / "typing.md")
@@ -430,6 +465,24 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
                 f"{f(s['server_cpu_s_per_line'])} | {s['unanswered']} of {s['requests']} | "
                 f"{f(s.get('first_reply_es'), 1)} / {f(s.get('first_reply_em'), 0)} |"
             )
+    if report.get("paired"):
+        lines += [
+            "",
+            f"Line by line against `{report['paired_with']}` (the lines both typed; sign "
+            "test: the chance of a split at least this uneven between identical "
+            "configurations):",
+            "",
+            "| config | scenario | lines | saved (theirs / base) | lines better / worse / equal "
+            "| sign test p |",
+            "|---|---|---|---|---|---|",
+        ]
+        for config, scenarios in report["paired"].items():
+            for scenario, d in scenarios.items():
+                lines.append(
+                    f"| {config} | {scenario} | {d['lines']} | {p(d['saved_share'])} / "
+                    f"{p(d['base_saved_share'])} | {d['better']} / {d['worse']} / "
+                    f"{d['equal']} | {f(d['sign_p'])} |"
+                )
     lines += ["", "Columns:", ""] + [f"- **{name}**: {what}." for name, what in COLUMNS]
     lines += ["", "Configurations (server settings sent; `default` sends none):", ""]
     lines += [f"- `{c}`: `{json.dumps(s)}`" for c, s in meta["configs"].items()]

@@ -22,6 +22,7 @@ from evaluation.typing_bench import (
     cmd_bench_typing,
     config_settings,
     load_rows,
+    paired,
     plan_for,
     run_typing,
     sample_blocks,
@@ -338,3 +339,18 @@ def test_a_rerun_skips_the_tasks_already_written(tmp_path: Path, monkeypatch: py
     }
     report = json.loads((opts.out / "typing.json").read_text())
     assert report["meta"]["tasks_planned"] == {"arrive": 1, "midline": 1}
+
+
+def test_paired_counts_lines_saved_more_fewer_or_as_many_and_the_sign_test():
+    def rows(saved: list[int]) -> list[dict]:
+        return [{"id": f"l{i}", "chars": 10, "saved": s} for i, s in enumerate(saved)]
+
+    base = rows([5, 5, 5, 5, 5, 5, 5, 5, 0, 0])
+    d = paired(
+        base, rows([0, 0, 0, 0, 0, 0, 0, 0, 0, 5]) + [{"id": "extra", "chars": 9, "saved": 9}]
+    )
+    assert (d["lines"], d["better"], d["worse"], d["equal"]) == (10, 1, 8, 1)
+    assert d["base_saved_share"] == 0.4 and d["saved_share"] == 0.05  # only the shared lines
+    assert round(d["sign_p"], 3) == 0.039  # 1 of 9 split: 2 * (1 + 9) / 2**9
+    same = paired(base, base)
+    assert (same["better"], same["worse"], same["sign_p"]) == (0, 0, 1.0)
