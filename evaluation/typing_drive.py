@@ -49,7 +49,8 @@ class Doc:
 
 class Server:
     """A language server on one workspace: documents, requests with their own ids (so
-    `$/cancelRequest` can name them), decision records, CPU time."""
+    `$/cancelRequest` can name them), records (the requests' decision records and
+    background work's, which carry "work"), CPU time."""
 
     def __init__(self, client: LanguageClient, records: list[dict[str, Any]]) -> None:
         self.client = client
@@ -310,7 +311,8 @@ async def _settle(
     server: Server, rids: list[str], quiet_s: float = 0.3, timeout: float = 30
 ) -> None:
     """Wait for the replies still owed (cancelled requests are answered too), then until
-    no decision record came for `quiet_s`, so the line's work is counted with it."""
+    no record (a request's or background work's) came for `quiet_s`, at most 5 s, so the
+    line's work is counted with it."""
     pending = [server.futures[r] for r in rids if not server.futures[r].done()]
     if pending:
         await asyncio.wait(pending, timeout=timeout)

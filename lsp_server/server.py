@@ -872,12 +872,15 @@ def stop_model_work(ls: RepoformerServer) -> None:
         return
     ls.model_work_stopped = True
     ls.scheduler.close()
-    stopped = ls.scheduler.join(STOP_WAIT_S)
-    deadline = time.monotonic() + STOP_WAIT_S
+    deadline = time.monotonic() + STOP_WAIT_S  # for all of it
+
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    stopped = ls.scheduler.join(left())
     models = {id(g): g for g in (ls.generator, ls.parallel, ls.quick) if g is not None}
     for generator in models.values():
-        if stopped:
-            stopped = generator.lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        stopped = stopped and generator.lock.acquire(timeout=left())
     if not stopped:
         log.error("the model's work did not stop; exiting without freeing it")
         logging.shutdown()

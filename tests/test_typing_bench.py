@@ -282,6 +282,8 @@ async def test_a_block_is_typed_line_by_line_with_enter_between(tmp_path: Path):
     assert rows[0]["accepted"] and rows[0]["saved"] == len(LINE)
     assert rows[1]["text"] == "total = sum(items) + value" and "instant_saved" not in rows[1]
     assert summarize(rows)["lines"] == 2
+    # Background work's records are kept too (the next line, computed ahead).
+    assert any(r.get("work") == "next line" for row in rows for r in row["records"])
 
 
 def test_report_only_rebuilds_from_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -290,6 +292,7 @@ def test_report_only_rebuilds_from_rows(tmp_path: Path, capsys: pytest.CaptureFi
     row = {
         "config": "never",
         "scenario": "midline",
+        "id": "t",
         "task": "t",
         "chars": 10,
         "saved": 4,
@@ -305,16 +308,22 @@ def test_report_only_rebuilds_from_rows(tmp_path: Path, capsys: pytest.CaptureFi
         "instant_saved": 8,
     }
     (out / "never" / "midline.jsonl").write_text(json.dumps(row) + "\n")
+    (out / "always").mkdir()
+    other = {**row, "config": "always", "saved": 0, "accepted": False}
+    (out / "always" / "midline.jsonl").write_text(json.dumps(other) + "\n")
     parser = argparse.ArgumentParser()
     add_typing_parser(parser.add_subparsers())
-    args = ["typing", "--out", str(out), "--configs", "never", "--report-only"]
+    args = ["typing", "--out", str(out), "--configs", "never,always", "--report-only"]
     assert cmd_bench_typing(parser.parse_args(args)) == 0
     summary = json.loads((out / "typing.json").read_text())["summary"]["never"]["midline"]
     assert summary["saved_share"] == 0.4 and summary["instant_saved_share"] == 0.8
     assert (
         summary["saved_over_instant"] == 0.5 and summary["keystrokes_with_suggestion_share"] == 0.5
     )
-    assert "| never | midline | 1 | 40.0% | 80.0% | 0.50 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| never | midline | 1 | 40.0% | 80.0% | 0.50 |" in printed
+    # Line by line against the first configuration: 1 line worse, sign test p 1.
+    assert "| always | midline | 1 | 0.0% / 40.0% | 0 / 1 / 0 | 1.00 |" in printed
 
 
 def test_a_rerun_skips_the_tasks_already_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
