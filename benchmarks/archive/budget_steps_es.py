@@ -11,6 +11,11 @@ one line. ES/EM and prompt tokens per step, and the paired ES difference to step
     python benchmarks/archive/budget_steps_es.py --steps 0,2,4 \
         --out benchmarks/results/budget-steps-latest
 
+`--lines-seeds 0,1,2,3` adds the cursors of `bench typing`'s consecutive lines (the start of
+each line of its 6 blocks a seed, the lines above already typed; `--repos 0` leaves out the
+arrival and mid-line cursors); `--left` / `--right` set those budgets at every step (prompt
+shapes that are not a step).
+
 The `scaled-align/` run of 2026-12-07-28a5f025a6 was made at 9c9bc67 with a `--scaled-align`
 flag that applied that alignment here before the product did; at 31b5c63 the product's
 `budget_step` took it over and the flag went (it had become a no-op copy of the rule).
@@ -44,6 +49,14 @@ def main() -> int:
     ap.add_argument("--steps", default="0,2,4", help="comma-separated budget steps")
     ap.add_argument("--repos", type=int, default=24, help="the first N fresh projects")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/budget-steps-latest"))
+    ap.add_argument("--left", type=int, help="left tokens at every step (override)")
+    ap.add_argument("--right", type=int, help="right tokens at every step (override)")
+    ap.add_argument(
+        "--lines-seeds",
+        default="",
+        help="also the arrival cursor of every line of bench typing's consecutive-lines "
+        "blocks (6 a seed, 4 lines each) for these comma-separated seeds",
+    )
     args = ap.parse_args()
     commit = source_commit()  # of the code that runs, before any edit made meanwhile
     steps = [int(s) for s in args.steps.split(",")]
@@ -58,21 +71,34 @@ def main() -> int:
         roots[repo] = fetch_repo(repo)
         for task in sample_tasks(repo, roots[repo], {"line": 1}, 0):
             tasks += [task] + [m for m in [mid_line(task)] if m is not None]
+    cursors = [(t.id, request_for(t, roots[t.repo]), t.target.split("\n")[0]) for t in tasks]
+    block_repos = repo_lists()["eval"][:LINES_REPOS]  # bench typing's --repos of record
+    for seed in [int(x) for x in args.lines_seeds.split(",") if x]:
+        roots.update({r: fetch_repo(r) for r in block_repos if r not in roots})
+        cursors += _line_cursors(block_repos, roots, seed)
     with rows_path.open("a") as out:
         # Step by step: a mid-line cursor follows its line's arrival, whose prompt start
         # is then still cached.
         for step in steps:
-            for task in tasks:
-                if (task.id, step) in done:
+            for task_id, request, target in cursors:
+                if (task_id, step) in done:
                     continue
-                request = request_for(task, roots[task.repo])
-                target = task.target.split("\n")[0]
-                options = replace(base, budget=budget_step(base.budget, step))
+                budget = budget_step(base.budget, step)
+                if args.left is not None:
+                    align = max(1, min(base.budget.left_align_lines, args.left // 16))
+                    budget = replace(budget, left_tokens=args.left, left_align_lines=align)
+                if args.right is not None:
+                    budget = replace(budget, right_tokens=args.right)
+                options = replace(base, budget=budget)
                 result = engine.complete(request, options)
                 answer = result.text.split("\n")[0]
                 row = {
-                    "id": task.id,
-                    "kind": "midline" if ":mid" in task.id else "arrive",
+                    "id": task_id,
+                    "kind": "lines"
+                    if "#line" in task_id
+                    else "midline"
+                    if ":mid" in task_id
+                    else "arrive",
                     "step": step,
                     "es": edit_similarity(answer, target),
                     "em": exact_match(answer, target),
@@ -82,13 +108,38 @@ def main() -> int:
                 }
                 out.write(json.dumps(row) + "\n")
                 out.flush()
-                print(f"{task.id} step {step}: ES {row['es']:.1f}", file=sys.stderr)
+                print(f"{task_id} step {step}: ES {row['es']:.1f}", file=sys.stderr)
     rows = [json.loads(x) for x in _lines(rows_path)]
     report = _report(rows, steps)
-    meta = {**machine_meta(), "commit": commit, "model": args.model, "steps": steps}
+    flags = {k: getattr(args, k) for k in ("repos", "left", "right", "lines_seeds")}
+    meta = {**machine_meta(), "commit": commit, "model": args.model, "steps": steps, **flags}
     (args.out / "report.json").write_text(json.dumps({"meta": meta, **report}, indent=1))
     print(json.dumps(report, indent=1))
     return 0
+
+
+LINES_REPOS = 16
+
+
+def _line_cursors(repos: list[str], roots: dict, seed: int) -> list:
+    """(id, request, target) at the start of each line of the `lines` scenario's blocks
+    (bench typing, 6 blocks of 4): the lines above typed, the cursor after the indent."""
+    from evaluation.typing_bench import plan_for, sample_blocks
+    from models.engine import CompletionRequest
+
+    out = []
+    for task in sample_blocks(repos, roots, 6, 4, seed):
+        plan = plan_for(task, roots[task.repo])
+        left = plan.left
+        for k, line in enumerate(plan.lines):
+            if k:
+                left += "\n" + line.indent
+            row = left.count("\n")
+            col = len(left) - (left.rfind("\n") + 1)
+            request = CompletionRequest(plan.path, left + plan.right, row, col)
+            out.append((f"{task.id}#line{k}:seed{seed}", request, line.text))
+            left += line.text
+    return out
 
 
 def _standard_error(values: list[float]) -> float | None:
@@ -104,7 +155,7 @@ def _lines(path: Path) -> list[str]:
 def _report(rows: list[dict], steps: list[int]) -> dict:
     by = {(r["id"], r["step"]): r for r in rows}
     out: dict = {}
-    for kind in ("arrive", "midline"):
+    for kind in ("arrive", "midline", "lines"):
         ids = sorted({r["id"] for r in rows if r["kind"] == kind})
         ids = [i for i in ids if all((i, s) in by for s in steps)]
         table = {}
