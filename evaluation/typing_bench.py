@@ -18,7 +18,7 @@ import json
 import math
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,16 @@ def plan_for(task: Any, root: Path) -> Plan:
         body = line.lstrip()
         lines.append(LinePlan(line[: len(line) - len(body)], body.rstrip()))
     return Plan(task.id, task.repo, request.path, left, right, tuple(lines))
+
+
+def line_starts(plan: Plan) -> Iterator[tuple[LinePlan, str]]:
+    """Each line of `plan` with the document before it as the user arrives there: the
+    lines above written as planned, then (after the first) Enter and the auto-indent."""
+    written = plan.left
+    for i, line in enumerate(plan.lines):
+        start = written + ("\n" + line.indent if i else "")
+        yield line, start
+        written = start + line.text.rstrip()
 
 
 def sample_blocks(
@@ -451,29 +461,31 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def row(*cells: Any) -> str:
-        return "| " + " | ".join(str(c) for c in cells) + " |"
+    def table(by_config: dict[str, dict[str, Any]], cells: Callable[[Any], list[Any]]) -> list[str]:
+        """A row per configuration and scenario: both names, then `cells` of its entry."""
+        return [
+            "| " + " | ".join(str(c) for c in [config, scenario, *cells(d)]) + " |"
+            for config, scenarios in by_config.items()
+            for scenario, d in scenarios.items()
+        ]
 
-    for config, scenarios in report["summary"].items():
-        for scenario, s in scenarios.items():
-            lines.append(
-                row(
-                    config,
-                    scenario,
-                    s["lines"],
-                    p(s["saved_share"]),
-                    p(s["instant_saved_share"]),
-                    f(s["saved_over_instant"]),
-                    p(s["accepted_share"]),
-                    p(s["keystrokes_with_suggestion_share"]),
-                    f"{f(s['first_shown_s_p50'])} / {f(s['first_shown_s_p95'])} "
-                    f"({s['lines_with_suggestion_shown']})",
-                    f(s["wrong_shown_per_line"]),
-                    f(s["server_cpu_s_per_line"]),
-                    f"{s['unanswered']} of {s['requests']}",
-                    f"{f(s.get('first_reply_es'), 1)} / {f(s.get('first_reply_em'), 0)}",
-                )
-            )
+    lines += table(
+        report["summary"],
+        lambda s: [
+            s["lines"],
+            p(s["saved_share"]),
+            p(s["instant_saved_share"]),
+            f(s["saved_over_instant"]),
+            p(s["accepted_share"]),
+            p(s["keystrokes_with_suggestion_share"]),
+            f"{f(s['first_shown_s_p50'])} / {f(s['first_shown_s_p95'])} "
+            f"({s['lines_with_suggestion_shown']})",
+            f(s["wrong_shown_per_line"]),
+            f(s["server_cpu_s_per_line"]),
+            f"{s['unanswered']} of {s['requests']}",
+            f"{f(s.get('first_reply_es'), 1)} / {f(s.get('first_reply_em'), 0)}",
+        ],
+    )
     if report.get("paired"):
         lines += [
             "",
@@ -485,18 +497,15 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
             "| sign test p |",
             "|---|---|---|---|---|---|",
         ]
-        for config, scenarios in report["paired"].items():
-            for scenario, d in scenarios.items():
-                lines.append(
-                    row(
-                        config,
-                        scenario,
-                        d["lines"],
-                        f"{p(d['saved_share'])} / {p(d['base_saved_share'])}",
-                        f"{d['better']} / {d['worse']} / {d['equal']}",
-                        f(d["sign_p"]),
-                    )
-                )
+        lines += table(
+            report["paired"],
+            lambda d: [
+                d["lines"],
+                f"{p(d['saved_share'])} / {p(d['base_saved_share'])}",
+                f"{d['better']} / {d['worse']} / {d['equal']}",
+                f(d["sign_p"]),
+            ],
+        )
     lines += ["", "Columns:", ""] + [f"- **{name}**: {what}." for name, what in COLUMNS]
     lines += ["", "Configurations (server settings sent; `default` sends none):", ""]
     lines += [f"- `{c}`: `{json.dumps(s)}`" for c, s in meta["configs"].items()]

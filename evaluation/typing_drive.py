@@ -20,7 +20,14 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from evaluation.typing_bench import LinePlan, Options, Plan, config_settings, folder_name
+from evaluation.typing_bench import (
+    LinePlan,
+    Options,
+    Plan,
+    config_settings,
+    folder_name,
+    line_starts,
+)
 from evaluation.typing_user import LineState, UserModel, completes
 
 # lsp_server.server's prefixes (checked by a test): the editor's requests, background work.
@@ -364,9 +371,7 @@ async def instant_plan(server: Server, plan: Plan, doc: Doc) -> list[dict[str, A
     """Per line, a user who waits for every answer: at k = 0, 1, ... ask and wait; the
     first answer that finishes the line saves the rest. Earlier lines are written right."""
     out = []
-    written = plan.left
-    for i, line in enumerate(plan.lines):
-        base = written + ("\n" + line.indent if i else "")
+    for line, base in line_starts(plan):
         target = line.text.rstrip()
         found: dict[str, Any] = {"instant_saved": 0, "instant_k": None, "instant_requests": 0}
         for k in range(len(target)):
@@ -382,7 +387,6 @@ async def instant_plan(server: Server, plan: Plan, doc: Doc) -> list[dict[str, A
                 found.update(instant_saved=len(target) - k, instant_k=k)
                 break
         out.append(found)
-        written = base + target
     return out
 
 

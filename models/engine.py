@@ -167,14 +167,19 @@ def budget_step(full: PromptBudget, step: int) -> PromptBudget:
     if step == 0:
         return full
     halve = step - 1
-    left = max(32, full.left_tokens >> halve)
     return replace(
-        full,
-        left_tokens=left,
-        left_align_lines=max(1, min(full.left_align_lines, left // 16)),
+        with_left_tokens(full, max(32, full.left_tokens >> halve)),
         right_tokens=max(16, min(full.right_tokens, SHORT_RIGHT) >> halve),
         cfc_tokens=full.cfc_tokens >> halve,
         definition_tokens=full.definition_tokens >> halve,
+    )
+
+
+def with_left_tokens(full: PromptBudget, left: int) -> PromptBudget:
+    """`full` with `left` tokens of left context, aligned to at most one line per 16 of
+    them (and no more lines than `full` aligns to)."""
+    return replace(
+        full, left_tokens=left, left_align_lines=max(1, min(full.left_align_lines, left // 16))
     )
 
 

@@ -38,9 +38,17 @@ from evaluation.report import machine_meta, source_commit  # noqa: E402
 from evaluation.repos import fetch_repo, repo_lists  # noqa: E402
 from evaluation.runner import request_for  # noqa: E402
 from evaluation.tasks import mid_line, sample_tasks  # noqa: E402
-from models.engine import CompletionEngine, CompletionOptions, budget_step  # noqa: E402
+from models.engine import (  # noqa: E402
+    CompletionEngine,
+    CompletionOptions,
+    CompletionRequest,
+    budget_step,
+    with_left_tokens,
+)
 from models.files import pull_default_model  # noqa: E402
 from models.generation import LlamaGenerator  # noqa: E402
+
+LINES_REPOS = 16  # bench typing's --repos of record: the first 16 fresh projects
 
 
 def main() -> int:
@@ -71,8 +79,11 @@ def main() -> int:
         roots[repo] = fetch_repo(repo)
         for task in sample_tasks(repo, roots[repo], {"line": 1}, 0):
             tasks += [task] + [m for m in [mid_line(task)] if m is not None]
-    cursors = [(t.id, request_for(t, roots[t.repo]), t.target.split("\n")[0]) for t in tasks]
-    block_repos = repo_lists()["eval"][:LINES_REPOS]  # bench typing's --repos of record
+    cursors = [
+        (t.id, "midline" if ":mid" in t.id else "arrive", request_for(t, roots[t.repo]), t.target)
+        for t in tasks
+    ]
+    block_repos = repo_lists()["eval"][:LINES_REPOS]
     for seed in [int(x) for x in args.lines_seeds.split(",") if x]:
         roots.update({r: fetch_repo(r) for r in block_repos if r not in roots})
         cursors += _line_cursors(block_repos, roots, seed)
@@ -80,13 +91,16 @@ def main() -> int:
         # Step by step: a mid-line cursor follows its line's arrival, whose prompt start
         # is then still cached.
         for step in steps:
-            for task_id, request, target in cursors:
+            for task_id, kind, request, target in cursors:
                 if (task_id, step) in done:
                     continue
+                target = target.split("\n")[0]
                 budget = budget_step(base.budget, step)
-                if args.left is not None:
-                    align = max(1, min(base.budget.left_align_lines, args.left // 16))
-                    budget = replace(budget, left_tokens=args.left, left_align_lines=align)
+                if args.left is not None:  # aligned as the full budget's would be
+                    left = with_left_tokens(base.budget, args.left)
+                    budget = replace(
+                        budget, left_tokens=left.left_tokens, left_align_lines=left.left_align_lines
+                    )
                 if args.right is not None:
                     budget = replace(budget, right_tokens=args.right)
                 options = replace(base, budget=budget)
@@ -94,11 +108,7 @@ def main() -> int:
                 answer = result.text.split("\n")[0]
                 row = {
                     "id": task_id,
-                    "kind": "lines"
-                    if "#line" in task_id
-                    else "midline"
-                    if ":mid" in task_id
-                    else "arrive",
+                    "kind": kind,
                     "step": step,
                     "es": edit_similarity(answer, target),
                     "em": exact_match(answer, target),
@@ -118,27 +128,21 @@ def main() -> int:
     return 0
 
 
-LINES_REPOS = 16
-
-
-def _line_cursors(repos: list[str], roots: dict, seed: int) -> list:
-    """(id, request, target) at the start of each line of the `lines` scenario's blocks
-    (bench typing, 6 blocks of 4): the lines above typed, the cursor after the indent."""
-    from evaluation.typing_bench import plan_for, sample_blocks
-    from models.engine import CompletionRequest
+def _line_cursors(
+    repos: list[str], roots: dict[str, Path], seed: int
+) -> list[tuple[str, str, CompletionRequest, str]]:
+    """(id, "lines", request, target) at the start of each line of the `lines` scenario's
+    blocks (bench typing, 6 blocks of 4): the lines above typed, the cursor after the
+    indent."""
+    from evaluation.typing_bench import line_starts, plan_for, sample_blocks
 
     out = []
     for task in sample_blocks(repos, roots, 6, 4, seed):
         plan = plan_for(task, roots[task.repo])
-        left = plan.left
-        for k, line in enumerate(plan.lines):
-            if k:
-                left += "\n" + line.indent
-            row = left.count("\n")
-            col = len(left) - (left.rfind("\n") + 1)
+        for k, (line, left) in enumerate(line_starts(plan)):
+            row, col = left.count("\n"), len(left) - (left.rfind("\n") + 1)
             request = CompletionRequest(plan.path, left + plan.right, row, col)
-            out.append((f"{task.id}#line{k}:seed{seed}", request, line.text))
-            left += line.text
+            out.append((f"{task.id}#line{k}:seed{seed}", "lines", request, line.text))
     return out
 
 
